@@ -1,0 +1,89 @@
+// The greenlet object and the per-thread state behind green::greenlet. Internal to the library:
+// the hub (layer 2) uses it for its per-greenlet wait state and the running greenlet, and
+// switches only through the public greenlet API.
+#pragma once
+
+#include "context.hpp"
+#include "stack_pool.hpp"
+
+#include <green/greenlet.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <string>
+#include <vector>
+
+namespace green::detail {
+
+struct thread_state;
+
+// Storage the hub keeps per greenlet (its waiter node, timer, ...). Layer 1 only frees it.
+struct greenlet_extension {
+    virtual ~greenlet_extension() = default;
+};
+
+// A greenlet. The fields the inline switch needs come first (greenlet_core); `owner` holds a
+// reference on its thread_state.
+struct greenlet_impl : greenlet_core {
+    bool is_main = false;
+    bool leaked = false;              // survived a kill-on-last-handle: holds its own reference
+    greenlet_impl* parent = nullptr;  // a strong reference; null only for main
+    fiber_annotations fiber;
+    stack_region stack;
+    std::size_t stack_size = 0;
+    std::unique_ptr<run_base> run;
+    std::uint64_t id = 0;
+    std::string name;
+    // The thread's started, unfinished greenlets, killed when the thread exits.
+    greenlet_impl* live_prev = nullptr;
+    greenlet_impl* live_next = nullptr;
+    std::unique_ptr<greenlet_extension> extension;
+
+    lifecycle life() const noexcept { return state.load(std::memory_order_relaxed); }
+    thread_state* owner_state() const noexcept;
+};
+
+// A thread's greenlet state. The part the inline switch uses comes first (thread_core).
+struct thread_state : thread_core {
+    greenlet_impl* main = nullptr;
+    trace_function tracer;
+    bool in_tracer = false;
+
+    std::atomic<std::uint32_t> refs{1};  // the thread itself, and each greenlet it started
+    std::atomic<bool> exited{false};
+    pid_t tid = 0;
+    pthread_t handle{};
+
+    // Greenlets whose last handle was dropped on another thread, killed here at the next
+    // opportunity (greenlet's "deleteme" list).
+    std::mutex pending_kills_lock;
+    std::vector<greenlet_impl*> pending_kills;
+    std::atomic<bool> has_pending_kills{false};
+
+    greenlet_impl* live_head = nullptr;
+    std::optional<stack_pool> stacks;
+    void* signal_stack = nullptr;
+
+    // Layer 2 hangs the thread's hub here; destroyed before the greenlets are torn down.
+    std::unique_ptr<greenlet_extension> hub;
+};
+
+inline greenlet_impl* impl(greenlet_core* g) noexcept { return static_cast<greenlet_impl*>(g); }
+inline greenlet_impl* impl(const greenlet& g) noexcept { return impl(g.native()); }
+inline thread_state* greenlet_impl::owner_state() const noexcept { return static_cast<thread_state*>(owner); }
+inline greenlet_impl* current_impl(const thread_state* ts) noexcept { return impl(ts->current); }
+
+// The calling thread's state, created on first use.
+thread_state* current_state();
+// The calling thread's state if it has one, without creating it.
+thread_state* existing_state() noexcept;
+
+// Kills the greenlets of a thread whose dropped handles were queued from other threads.
+void run_pending_kills(thread_state* ts);
+
+}  // namespace green::detail

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite: a plain build, then the same suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer. Installs missing Debian packages (as root).
+# Fails on any test failure or sanitizer report.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+green_install "${GREEN_PACKAGES[@]}"
+
+echo "== plain build (RelWithDebInfo)"
+green_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ctest --test-dir "$GREEN_ROOT/build" --output-on-failure -j "$(nproc)"
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+green_build build-asan -DCMAKE_BUILD_TYPE=Debug -DGREEN_SANITIZE=address,undefined -DGREEN_DEMOS=OFF -DGREEN_BENCH=OFF
+ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=1:abort_on_error=0 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --test-dir "$GREEN_ROOT/build-asan" --output-on-failure -j "$(nproc)"
+
+echo "== all tests passed"
