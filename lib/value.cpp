@@ -75,6 +75,12 @@ std::string type_name(const std::type_info& type) {
     return name;
 }
 
+std::string type_name_of(const std::exception_ptr& e) {
+    if (!e) return "None";
+    const std::type_info* type = e.__cxa_exception_type();
+    return type ? type_name(*type) : std::string("unknown exception");
+}
+
 bool convert_number(const number& from, const std::type_info& to, void* out) noexcept {
     return convert_to_any<char, signed char, unsigned char, short, unsigned short, int, unsigned, long, unsigned long,
                           long long, unsigned long long, float, double, long double>(from, to, out);

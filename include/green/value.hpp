@@ -86,6 +86,8 @@ struct value_ops {
 
 // A readable name for a type ("int", "std::string", "std::tuple<int, double>").
 std::string type_name(const std::type_info& type);
+// The dynamic type of the exception e holds ("ValueError", "std::runtime_error").
+std::string type_name_of(const std::exception_ptr& e);
 template <class T>
 std::string type_name() {
     return type_name(typeid(T));

@@ -1,0 +1,84 @@
+// The hub object behind green::hub: one per thread, owned by the thread's greenlet state.
+#pragma once
+
+#include "greenlet_impl.hpp"
+#include "loop.hpp"
+
+#include <green/hub.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace green::detail {
+
+// The waiters of one fd (one reader, one writer: a second one is an error, as in gevent).
+struct fd_watch {
+    waiter* reader = nullptr;
+    waiter* writer = nullptr;
+    bool registered = false;
+};
+
+class hub_impl final : public hub, public greenlet_extension {
+public:
+    explicit hub_impl(thread_state* ts);
+    ~hub_impl() override;
+
+    thread_state* const ts;
+    green::greenlet hub_greenlet;
+    greenlet_core* const hub_core;
+
+    // ---- the run queue: each pass runs what was queued before it began
+    list_head pending;
+    // ---- timers
+    timer_heap timers;
+    std::uint64_t timer_sequence = 0;
+    std::int64_t cached_now = 0;
+    // ---- I/O
+    poller io;
+    std::vector<std::unique_ptr<fd_watch>> fds;
+    std::size_t io_waiters = 0;
+    // ---- other threads
+    std::mutex threadsafe_lock;
+    std::vector<std::function<void()>> threadsafe_queue;
+    std::atomic<bool> wake_requested{false};
+    std::atomic<std::size_t> external_refs{0};  // e.g. threadpool jobs whose result is awaited
+
+    list_head blocked;     // waiters, for loop_exit's message
+    list_head idle_waiters;  // hub::join()
+    list_head live_tasks;  // started or scheduled tasks, killed at thread exit
+    std::uint64_t task_counter = 0;
+    error_handler on_error;
+    std::int64_t switch_interval_ns = 1'000'000;
+    std::int64_t last_poll = 0;
+    std::size_t callbacks_since_poll = 0;
+    bool closing = false;  // the thread is exiting: nothing may wait any more
+
+    void loop();
+    void arm(timer_node& t, std::int64_t delay_ns);
+    fd_watch& watch(int fd);
+    void forget_fd(int fd, int error) noexcept;
+
+private:
+    void run_pass();
+    void poll_once(std::int64_t timeout_ns);
+    void dispatch_io(int count);
+    void run_timers();
+    void run_threadsafe_callbacks();
+    bool alive() const noexcept;
+    std::int64_t next_timeout() noexcept;
+    void raise_loop_exit();
+    void shutdown() noexcept;
+};
+
+// This thread's hub, created on first use.
+hub_impl& this_hub();
+// This thread's hub if it has one.
+hub_impl* existing_hub() noexcept;
+
+// Describes the running exception for error reports: "<type>: <what>".
+std::string describe_exception(const std::exception_ptr& e);
+
+}  // namespace green::detail

@@ -1,0 +1,137 @@
+// The loop's mechanism: timer heap, epoll and eventfd.
+#include "loop.hpp"
+
+#include <green/error.hpp>
+
+#include <cerrno>
+#include <ctime>
+#include <system_error>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace green::detail {
+
+std::int64_t now_ns() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::int64_t coarse_now_ns() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// ---- timer heap -------------------------------------------------------------------------
+
+void timer_heap::push(timer_node* t) {
+    heap_.push_back(t);
+    t->index = heap_.size() - 1;
+    if (t->ref) ++refs_;
+    sift_up(t->index);
+}
+
+void timer_heap::remove(timer_node* t) noexcept {
+    std::size_t i = t->index;
+    if (i >= heap_.size() || heap_[i] != t) return;
+    if (t->ref) --refs_;
+    t->index = static_cast<std::size_t>(-1);
+    timer_node* last = heap_.back();
+    heap_.pop_back();
+    if (i == heap_.size()) return;
+    place(i, last);
+    if (i > 0 && before(last, heap_[(i - 1) / 4]))
+        sift_up(i);
+    else
+        sift_down(i);
+}
+
+void timer_heap::sift_up(std::size_t i) noexcept {
+    timer_node* t = heap_[i];
+    while (i > 0) {
+        std::size_t parent = (i - 1) / 4;
+        if (!before(t, heap_[parent])) break;
+        place(i, heap_[parent]);
+        i = parent;
+    }
+    place(i, t);
+}
+
+void timer_heap::sift_down(std::size_t i) noexcept {
+    timer_node* t = heap_[i];
+    const std::size_t n = heap_.size();
+    for (;;) {
+        std::size_t first = 4 * i + 1;
+        if (first >= n) break;
+        std::size_t best = first;
+        for (std::size_t c = first + 1; c < first + 4 && c < n; ++c)
+            if (before(heap_[c], heap_[best])) best = c;
+        if (!before(heap_[best], t)) break;
+        place(i, heap_[best]);
+        i = best;
+    }
+    place(i, t);
+}
+
+// ---- poller -----------------------------------------------------------------------------
+
+poller::poller() {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "green: epoll_create1");
+    event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (event_fd_ < 0) {
+        int e = errno;
+        close(epoll_fd_);
+        throw std::system_error(e, std::generic_category(), "green: eventfd");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = wake_token;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev);
+}
+
+poller::~poller() {
+    close(event_fd_);
+    close(epoll_fd_);
+}
+
+bool poller::add(int fd) noexcept {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0) return true;
+    if (errno == EEXIST) return epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
+    return false;
+}
+
+void poller::remove(int fd) noexcept { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+int poller::wait(std::int64_t timeout_ns) {
+    int n;
+    if (timeout_ns < 0) {
+        n = epoll_wait(epoll_fd_, events_, 256, -1);
+    } else {
+        timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
+        n = epoll_pwait2(epoll_fd_, events_, 256, &ts, nullptr);
+    }
+    if (n < 0) {
+        if (errno == EINTR) return 0;
+        throw std::system_error(errno, std::generic_category(), "green: epoll_wait");
+    }
+    return n;
+}
+
+void poller::wake() noexcept {
+    std::uint64_t one = 1;
+    ssize_t ignored = write(event_fd_, &one, sizeof one);
+    (void)ignored;
+}
+
+void poller::drain_wake() noexcept {
+    std::uint64_t value;
+    ssize_t ignored = read(event_fd_, &value, sizeof value);
+    (void)ignored;
+}
+
+}  // namespace green::detail

@@ -1,0 +1,74 @@
+// The event loop's mechanism: the run queue, the timer heap, the epoll poller and the eventfd
+// that other threads use to wake the loop. Policy (what runs when, what waiting means) lives in
+// the hub; nothing here knows about greenlets.
+#pragma once
+
+#include <green/detail/hub_core.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <sys/epoll.h>
+#include <vector>
+
+namespace green::detail {
+
+// Monotonic nanoseconds (steady_clock), and a cheap coarse reading for the fairness check.
+std::int64_t now_ns() noexcept;
+std::int64_t coarse_now_ns() noexcept;
+
+// A 4-ary min-heap of timer_node*, ordered by (deadline, sequence).
+class timer_heap {
+public:
+    bool empty() const noexcept { return heap_.empty(); }
+    std::size_t size() const noexcept { return heap_.size(); }
+    timer_node* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
+    void push(timer_node* t);
+    void remove(timer_node* t) noexcept;
+    std::size_t ref_count() const noexcept { return refs_; }
+
+private:
+    static bool before(const timer_node* a, const timer_node* b) noexcept {
+        return a->deadline < b->deadline || (a->deadline == b->deadline && a->sequence < b->sequence);
+    }
+    void place(std::size_t i, timer_node* t) noexcept {
+        heap_[i] = t;
+        t->index = i;
+    }
+    void sift_up(std::size_t i) noexcept;
+    void sift_down(std::size_t i) noexcept;
+    std::vector<timer_node*> heap_;
+    std::size_t refs_ = 0;
+};
+
+// epoll, plus an eventfd registered in it for cross-thread wake-ups.
+class poller {
+public:
+    poller();
+    ~poller();
+    poller(const poller&) = delete;
+    poller& operator=(const poller&) = delete;
+
+    // Registers fd for edge-triggered read and write readiness (once per fd); false with errno
+    // set when it cannot be polled (EPERM: a regular file).
+    bool add(int fd) noexcept;
+    void remove(int fd) noexcept;
+
+    // Waits up to timeout_ns (-1: forever, 0: poll) and returns the number of events in
+    // events(). The wake-up eventfd shows up as wake_token().
+    int wait(std::int64_t timeout_ns);
+    const epoll_event* events() const noexcept { return events_; }
+    static constexpr std::uint64_t wake_token = ~std::uint64_t{0};
+
+    // Thread-safe: makes a wait() return.
+    void wake() noexcept;
+    // Consumes the wake-up (call when wake_token shows up).
+    void drain_wake() noexcept;
+
+private:
+    int epoll_fd_ = -1;
+    int event_fd_ = -1;
+    epoll_event events_[256];
+};
+
+}  // namespace green::detail

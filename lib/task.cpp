@@ -1,0 +1,324 @@
+// Tasks: starting, running, finishing, killing, joining and their links; joinall, killall,
+// wait and iwait.
+#include "hub_impl.hpp"
+
+#include <green/timeout.hpp>
+
+namespace green::detail {
+
+struct task_core::function_link : link {
+    task_core* owner = nullptr;
+    std::uint64_t id = 0;
+    bool in_new_greenlet = true;
+    link_when when = link_when::always;
+    std::function<void()> fn;
+
+    static void fire_it(link& l) {
+        auto& self = static_cast<function_link&>(l);
+        task_core* t = self.owner;
+        const bool wanted =
+            self.when == link_when::always || (self.when == link_when::on_success) == t->successful();
+        // One-shot: drop the link (and what it captured) before running it.
+        std::function<void()> fn = std::move(self.fn);
+        const bool spawn_greenlet = self.in_new_greenlet;
+        t->remove_function_link(self.id);
+        if (!wanted) return;
+        if (spawn_greenlet) {
+            // gevent runs link callbacks in a new greenlet, so they may block.
+            green::greenlet g(std::move(fn), this_hub().hub_greenlet, {.name = "link"});
+            g.switch_to();
+        } else {
+            fn();
+        }
+    }
+};
+
+task_core::task_core() : greenlet_([this] { body(); }, this_hub().hub_greenlet) {
+    start_.run = &on_start;
+    start_.task = this;
+    start_timer_.task = this;
+    start_timer_.fire = &on_start_timer;
+    live_.task = this;
+    name = "task-" + std::to_string(++this_hub().task_counter);
+}
+
+task_core::~task_core() {
+    // A task dropped before it ever started: its greenlet's run refers to this object, so make
+    // it harmless in case someone else still holds the greenlet.
+    if (!greenlet_.started()) {
+        try {
+            greenlet_.set_run([] {});
+        } catch (...) {
+        }
+    }
+}
+
+void task_core::start() {
+    if (phase_ != phase::created) return;  // idempotent, as gevent's start()
+    phase_ = phase::scheduled;
+    add_ref();  // held by the queued start, then by the running body
+    this_hub().live_tasks.push_back(live_);
+    schedule(start_);
+}
+
+void task_core::start_later(duration delay) {
+    check_timeout(delay, "start_later");
+    if (phase_ != phase::created) return;
+    phase_ = phase::scheduled;
+    add_ref();
+    this_hub().live_tasks.push_back(live_);
+    arm(start_timer_, delay);
+}
+
+void task_core::on_start(callback& cb) {
+    task_core* t = static_cast<start_callback&>(cb).task;
+    t->phase_ = phase::running;
+    t->greenlet_.set_name(t->name);
+    switch_to(t->greenlet_.native());
+}
+
+void task_core::on_start_timer(timer_node& timer) {
+    task_core* t = static_cast<start_timer&>(timer).task;
+    t->phase_ = phase::running;
+    t->greenlet_.set_name(t->name);
+    switch_to(t->greenlet_.native());
+}
+
+// Runs in the task's greenlet.
+void task_core::body() noexcept {
+    ref_ptr<task_core> self(this);  // takes over the reference of the start
+    outcome kind;
+    std::exception_ptr error;
+    try {
+        invoke();
+        kind = outcome::returned;
+    } catch (const greenlet_exit&) {
+        kind = outcome::exited;
+        error = std::current_exception();
+    } catch (...) {
+        kind = outcome::failed;
+        error = std::current_exception();
+    }
+    finish(kind, std::move(error));
+}
+
+void task_core::finish(outcome kind, std::exception_ptr error) noexcept {
+    phase_ = phase::done;
+    outcome_ = kind;
+    error_ = std::move(error);
+    live_.unlink();
+    clear_function();
+    if (kind == outcome::failed) this_hub().handle_error(name, error_);
+    notify_links();
+}
+
+bool task_core::join(std::optional<duration> timeout) { return wait_ready(*this, timeout, "task::join"); }
+
+void task_core::kill(std::exception_ptr exception, bool block, std::optional<duration> timeout) {
+    check_timeout(timeout, "task::kill");
+    if (ready()) return;
+    const bool exits = [&] {
+        try {
+            std::rethrow_exception(exception);
+        } catch (const greenlet_exit&) {
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }();
+    if (phase_ == phase::created || phase_ == phase::scheduled) {
+        // Never started: it never will, and its links still fire.
+        const bool was_scheduled = phase_ == phase::scheduled;
+        start_.unlink();
+        disarm(start_timer_);
+        finish(exits ? outcome::exited : outcome::failed, std::move(exception));
+        if (was_scheduled) release();
+        return;
+    }
+    if (greenlet_ == getcurrent()) std::rethrow_exception(exception);  // killing yourself
+    // Raised where the task waits, from the hub (gevent's _kill callback).
+    ref_ptr<task_core> self((add_ref(), this));
+    this_hub().run_callback([self, exception] {
+        if (!self->ready()) self->greenlet_.throw_(exception);
+    });
+    if (block) {
+        try {
+            join(timeout);
+        } catch (const timeout_error&) {
+        }
+    }
+}
+
+void task_core::check_result(std::optional<duration> timeout) {
+    check_timeout(timeout, "task::get");
+    if (!ready()) {
+        if (timeout && timeout->ns.count() == 0) throw timeout_error(0, *timeout);
+        if (!join(timeout)) throw timeout_error(0, *timeout);
+    }
+    if (outcome_ == outcome::failed || outcome_ == outcome::exited) std::rethrow_exception(error_);
+}
+
+std::uint64_t task_core::add_function_link(std::function<void()> fn, bool in_new_greenlet, link_when when) {
+    auto l = std::make_unique<function_link>();
+    l->owner = this;
+    l->id = next_link_id_++;
+    l->in_new_greenlet = in_new_greenlet;
+    l->when = when;
+    l->fn = std::move(fn);
+    l->fire = &function_link::fire_it;
+    function_link& ref = *l;
+    function_links_.push_back(std::move(l));
+    rawlink(ref);
+    return ref.id;
+}
+
+bool task_core::remove_function_link(std::uint64_t id) noexcept {
+    for (auto it = function_links_.begin(); it != function_links_.end(); ++it) {
+        if ((*it)->id == id) {
+            function_links_.erase(it);
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace green::detail
+
+namespace green {
+
+using namespace detail;
+
+value any_task::outcome() const {
+    switch (core_->result_kind()) {
+        case task_core::outcome::returned: return core_->returned_value();
+        case task_core::outcome::exited: return value::of(core_->error());
+        default: return value::of(none);
+    }
+}
+
+std::uint64_t any_task::add_link(std::function<void(any_task)> fn, bool in_new_greenlet,
+                                 task_core::link_when when) const {
+    task_core* core = core_.get();
+    return core->add_function_link(
+        [fn = std::move(fn), core] {
+            core->add_ref();
+            fn(any_task(ref_ptr<task_core>(core)));
+        },
+        in_new_greenlet, when);
+}
+
+std::uint64_t any_task::link(std::function<void(any_task)> fn) const {
+    return add_link(std::move(fn), true, task_core::link_when::always);
+}
+std::uint64_t any_task::link_value(std::function<void(any_task)> fn) const {
+    return add_link(std::move(fn), true, task_core::link_when::on_success);
+}
+std::uint64_t any_task::link_exception(std::function<void(any_task)> fn) const {
+    return add_link(std::move(fn), true, task_core::link_when::on_failure);
+}
+std::uint64_t any_task::rawlink(std::function<void(any_task)> fn) const {
+    return add_link(std::move(fn), false, task_core::link_when::always);
+}
+
+void green_repr(std::ostream& os, const any_task& t) {
+    os << "<task '" << t.name() << "'";
+    if (t.ready())
+        os << (t.successful() ? " done" : " failed");
+    else
+        os << (t.started() ? " started" : " unstarted");
+    os << '>';
+}
+
+// ---- iwait ------------------------------------------------------------------------------
+
+struct iwait_range::object_link : link {
+    iwait_range* range = nullptr;
+    std::size_t index = 0;
+};
+
+iwait_range::iwait_range(std::vector<waitable> objects, wait_options options)
+    : objects_(std::move(objects)), options_(options) {
+    check_timeout(options_.timeout, "iwait");
+    links_ = std::make_unique<object_link[]>(objects_.size());
+    if (options_.timeout) deadline_ = now_ns() + options_.timeout->ns.count();
+    for (std::size_t i = 0; i < objects_.size(); ++i) {
+        object_link& l = links_[i];
+        l.range = this;
+        l.index = i;
+        l.fire = [](link& base) {
+            auto& self = static_cast<object_link&>(base);
+            iwait_range* r = self.range;
+            r->ready_.push_back(self.index);
+            if (r->waiting_) wake_now(*r->waiting_);
+        };
+        objects_[i].source().rawlink(l);
+    }
+}
+
+iwait_range::~iwait_range() = default;  // the links unlink themselves
+
+void iwait_range::advance() {
+    const std::size_t limit = options_.count ? std::min(*options_.count, objects_.size()) : objects_.size();
+    if (done_ || yielded_ >= limit) {
+        done_ = true;
+        return;
+    }
+    while (next_ready_ >= ready_.size()) {
+        std::optional<duration> left;
+        if (options_.timeout) {
+            std::int64_t remaining = deadline_ - now_ns();
+            if (remaining < 0) remaining = 0;
+            left = std::chrono::nanoseconds(remaining);
+        }
+        waiter w;
+        w.what = "iwait";
+        waiting_ = &w;
+        struct clear {
+            detail::waiter*& slot;
+            ~clear() { slot = nullptr; }
+        } reset{waiting_};
+        if (!block(w, left)) {
+            done_ = true;
+            return;
+        }
+    }
+    current_ = ready_[next_ready_++];
+    ++yielded_;
+}
+
+std::vector<waitable> wait(std::vector<waitable> objects, wait_options options) {
+    std::vector<waitable> out;
+    for (const waitable& w : iwait(std::move(objects), options)) out.push_back(w);
+    return out;
+}
+
+// ---- joinall / killall ------------------------------------------------------------------
+
+std::vector<any_task> joinall(const std::vector<any_task>& tasks, join_options options) {
+    std::vector<waitable> objects(tasks.begin(), tasks.end());
+    std::vector<any_task> done;
+    const std::size_t limit = options.count ? std::min(*options.count, tasks.size()) : tasks.size();
+    if (limit == 0) return done;
+    iwait_range range(std::move(objects), {.timeout = options.timeout});
+    for (auto it = range.begin(); it != range.end(); ++it) {
+        const any_task& t = tasks[range.current_index()];
+        done.push_back(t);
+        if (options.raise_error && !t.successful()) std::rethrow_exception(t.exception());
+        if (done.size() >= limit) break;
+    }
+    return done;
+}
+
+void killall(const std::vector<any_task>& tasks, killall_options options) {
+    killall(tasks, std::make_exception_ptr(greenlet_exit()), options);
+}
+
+void killall(const std::vector<any_task>& tasks, std::exception_ptr exception, killall_options options) {
+    check_timeout(options.timeout, "killall");
+    for (const any_task& t : tasks) t.core().kill(exception, false, std::nullopt);
+    if (!options.block) return;
+    auto left = joinall(tasks, {.timeout = options.timeout});
+    if (options.timeout && left.size() < tasks.size()) throw timeout_error(0, *options.timeout);
+}
+
+}  // namespace green
