@@ -434,7 +434,7 @@ thread_state* create_state() {
 // The thread is exiting: kill what still runs so every stack unwinds, then retire the main
 // greenlet. A greenlet that survives its kill is reported and left alone.
 void teardown(thread_state* ts) noexcept {
-    ts->hub.reset();
+    ts->hub_object.reset();
     run_pending_kills(ts);
     if (ts->current == ts->main) {
         for (int round = 0; ts->live_head && round < 1000; ++round) {
@@ -487,7 +487,6 @@ thread_state* current_state() {
     return GREEN_UNLIKELY(!ts) ? create_state() : ts;
 }
 
-thread_state* existing_state() noexcept { return this_thread(); }
 
 void run_pending_kills(thread_state* ts) {
     if (!ts->has_pending_kills.load(std::memory_order_acquire)) return;
@@ -512,18 +511,35 @@ void throw_run_arity(std::size_t expected, std::size_t given) {
                      " but " + std::to_string(given) + (given == 1 ? " was" : " were") + " given");
 }
 
-greenlet_core* create(std::unique_ptr<run_base> run, greenlet_core* parent_core, greenlet_options options) {
+namespace {
+greenlet_impl* new_greenlet(greenlet_core* parent_core, greenlet_options& options) {
     thread_state* ts = current_state();
     run_pending_kills(ts);
     greenlet_impl* parent = parent_core ? impl(parent_core) : current_impl(ts);
     auto* g = new greenlet_impl;
-    g->run = std::move(run);
     g->id = next_id.fetch_add(1, std::memory_order_relaxed);
     g->name = std::move(options.name);
     g->stack_size = round_stack_size(options.stack_size ? options.stack_size : thread_default_stack_size());
     add_ref(parent);
     g->parent = parent;
     return g;
+}
+}  // namespace
+
+greenlet_core* create(std::unique_ptr<run_base> run, greenlet_core* parent, greenlet_options options) {
+    greenlet_impl* g = new_greenlet(parent, options);
+    g->run.own(std::move(run));
+    return g;
+}
+
+greenlet_core* create_borrowing(run_base* run, greenlet_core* parent, greenlet_options options) {
+    greenlet_impl* g = new_greenlet(parent, options);
+    g->run.borrow(run);
+    return g;
+}
+
+void clear_run(greenlet_core* g) noexcept {
+    if (impl(g)->life() == lifecycle::unstarted) impl(g)->run.reset();
 }
 
 inline namespace GREEN_DETAIL_ABI {
@@ -590,7 +606,7 @@ void set_run(greenlet_core* g_core, std::unique_ptr<run_base> run) {
     greenlet_impl* g = impl(g_core);
     if (g->is_main || g->life() != lifecycle::unstarted)
         throw error("run cannot be set after the start of the greenlet");
-    g->run = std::move(run);
+    g->run.own(std::move(run));
 }
 
 void release(greenlet_core* g) noexcept {

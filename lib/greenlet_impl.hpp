@@ -36,7 +36,32 @@ struct greenlet_impl : greenlet_core {
     fiber_annotations fiber;
     stack_region stack;
     std::size_t stack_size = 0;
-    std::unique_ptr<run_base> run;
+    // The run function: owned (made by greenlet's constructor) or borrowed from an object
+    // that outlives the greenlet's run (a task is its own greenlet's run function).
+    struct run_slot {
+        run_base* fn = nullptr;
+        bool owned = false;
+        run_slot() = default;
+        run_slot(const run_slot&) = delete;
+        run_slot& operator=(const run_slot&) = delete;
+        ~run_slot() { reset(); }
+        void reset() noexcept {
+            if (owned) delete fn;
+            fn = nullptr;
+            owned = false;
+        }
+        void own(std::unique_ptr<run_base> p) noexcept {
+            reset();
+            fn = p.release();
+            owned = fn != nullptr;
+        }
+        void borrow(run_base* p) noexcept {
+            reset();
+            fn = p;
+        }
+        explicit operator bool() const noexcept { return fn != nullptr; }
+        run_base* operator->() const noexcept { return fn; }
+    } run;
     std::uint64_t id = 0;
     std::string name;
     // The thread's started, unfinished greenlets, killed when the thread exits.
@@ -70,7 +95,7 @@ struct thread_state : thread_core {
     void* signal_stack = nullptr;
 
     // Layer 2 hangs the thread's hub here; destroyed before the greenlets are torn down.
-    std::unique_ptr<greenlet_extension> hub;
+    std::unique_ptr<greenlet_extension> hub_object;
 };
 
 inline greenlet_impl* impl(greenlet_core* g) noexcept { return static_cast<greenlet_impl*>(g); }
@@ -81,9 +106,15 @@ inline greenlet_impl* current_impl(const thread_state* ts) noexcept { return imp
 // The calling thread's state, created on first use.
 thread_state* current_state();
 // The calling thread's state if it has one, without creating it.
-thread_state* existing_state() noexcept;
+inline thread_state* existing_state() noexcept { return static_cast<thread_state*>(tls_core); }
 
 // Kills the greenlets of a thread whose dropped handles were queued from other threads.
 void run_pending_kills(thread_state* ts);
+
+// A greenlet whose run function is `run`, which the caller keeps alive until the greenlet has
+// started and finished, or until clear_run. Returns one reference.
+greenlet_core* create_borrowing(run_base* run, greenlet_core* parent, greenlet_options options);
+// Drops an unstarted greenlet's run function (switching to it then reports it has none).
+void clear_run(greenlet_core* g) noexcept;
 
 }  // namespace green::detail

@@ -18,7 +18,7 @@ namespace green::detail {
 
 namespace {
 
-hub_impl* hub_of(thread_state* ts) noexcept { return static_cast<hub_impl*>(ts->hub.get()); }
+hub_impl* hub_of(thread_state* ts) noexcept { return static_cast<hub_impl*>(ts->hub_object.get()); }
 
 void report_to_stderr(std::string_view context, std::exception_ptr error) {
     std::string line = std::string(context) + " failed with " + describe_exception(error) + "\n";
@@ -75,16 +75,23 @@ hub_impl::hub_impl(thread_state* state)
       hub_core(hub_greenlet.native()) {
     cached_now = now_ns();
     last_poll = coarse_now_ns();
+    ts->hub = hub_core;
+    ts->run_queue = &pending;
 }
 
-hub_impl::~hub_impl() { shutdown(); }
+hub_impl::~hub_impl() {
+    shutdown();
+    ts->hub = nullptr;
+    ts->run_queue = nullptr;
+}
 
 hub_impl& this_hub() {
+    if (thread_state* ts = existing_state(); ts && ts->hub_object) [[likely]]
+        return *static_cast<hub_impl*>(ts->hub_object.get());
     thread_state* ts = current_state();
-    if (hub_impl* h = hub_of(ts)) return *h;
     auto h = std::make_unique<hub_impl>(ts);
     hub_impl& ref = *h;
-    ts->hub = std::move(h);
+    ts->hub_object = std::move(h);
     return ref;
 }
 
@@ -99,7 +106,12 @@ void hub_impl::loop() {
         if (!pending.empty()) {
             // Callbacks keep coming (a sleep() spinner): timers and I/O still get a turn once
             // 50 callbacks and a switch interval have gone by since they last had one.
-            if (callbacks_since_poll >= 50 && coarse_now_ns() - last_poll >= switch_interval_ns) poll_once(0);
+            if (callbacks_since_poll >= 50) {
+                if (coarse_now_ns() - last_poll >= switch_interval_ns)
+                    poll_once(0);
+                else
+                    callbacks_since_poll = 0;  // look at the clock again 50 callbacks later
+            }
         } else if (!alive()) {
             if (!idle_waiters.empty()) {
                 while (list_node* n = idle_waiters.pop_front()) wake_now(*static_cast<waiter_node*>(n)->owner);
@@ -273,6 +285,7 @@ void hub_impl::forget_fd(int fd, int error) noexcept {
 void hub_impl::shutdown() noexcept {
     if (ts->current != ts->main) {
         closing = true;
+        ts->run_queue = nullptr;
         return;
     }
     try {
@@ -286,10 +299,11 @@ void hub_impl::shutdown() noexcept {
         for (auto& t : tasks) t->kill(reason, false, std::nullopt);
         for (auto& t : tasks)
             if (!t->join(duration(std::chrono::seconds(1))))
-                std::fprintf(stderr, "green: task '%s' did not end at thread exit\n", t->name.c_str());
+                std::fprintf(stderr, "green: task '%s' did not end at thread exit\n", t->name().c_str());
     } catch (...) {
     }
     closing = true;
+    ts->run_queue = nullptr;
     for (int round = 0; !blocked.empty() && round < 100; ++round) {
         waiter* w = static_cast<waiter_node*>(blocked.front())->owner;
         greenlet_impl* g = impl(w->greenlet);
@@ -400,7 +414,7 @@ void disarm(timer_node& t) noexcept {
     if (hub_impl* h = existing_hub()) h->timers.remove(&t);
 }
 
-timer_node::~timer_node() { disarm(*this); }
+void timer_node::disarm_slow() noexcept { disarm(*this); }
 
 // ---- links ------------------------------------------------------------------------------
 
@@ -511,19 +525,23 @@ bool hub::join(std::optional<duration> timeout) {
 
 hub& get_hub() { return this_hub(); }
 
-void sleep() {
-    // Queue our own resumption at the tail of the run queue, then wait for it.
-    struct yield_callback : callback {
-        waiter* w = nullptr;
-    };
-    waiter w;
-    w.what = "sleep";
-    yield_callback resume;
-    resume.w = &w;
-    resume.run = [](callback& cb) { wake_now(*static_cast<yield_callback&>(cb).w); };
-    forbid_in_hub("sleep");
-    schedule(resume);
-    block(w);
+void detail::throw_invalid_switch(const char* what) {
+    throw error(std::string("invalid switch into a greenlet waiting in ") + what);
+}
+
+void detail::sleep_slow() {
+    hub_impl& h = this_hub();
+    thread_state* ts = h.ts;
+    if (ts->current == h.hub_core)
+        throw blocking_switch_error("Impossible to call blocking function in the event loop callback (sleep)");
+    if (h.closing) throw error("sleep: the thread's hub is shutting down");
+    // A yield needs no waiter: queue our own resumption at the tail and switch to the hub. The
+    // callback is unlinked when it runs, or by the guard if an exception is thrown in first.
+    callback resume;
+    resume.target = ts->current;
+    h.pending.push_back(resume);
+    green::detail::switch_to(h.hub_core);
+    if (resume.linked()) throw_invalid_switch("sleep");
 }
 
 void sleep(duration d, bool keep_alive) {

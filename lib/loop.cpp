@@ -3,6 +3,7 @@
 
 #include <green/error.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <system_error>
@@ -108,12 +109,20 @@ bool poller::add(int fd) noexcept {
 void poller::remove(int fd) noexcept { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
 
 int poller::wait(std::int64_t timeout_ns) {
-    int n;
+    // epoll_pwait2 takes nanoseconds; where it is missing (Linux < 5.11, valgrind) epoll_wait
+    // does, with the timeout rounded up to whole milliseconds so that a timer is never early.
+    static std::atomic<bool> have_pwait2{true};
+    int n = -1;
     if (timeout_ns < 0) {
         n = epoll_wait(epoll_fd_, events_, 256, -1);
-    } else {
+    } else if (have_pwait2.load(std::memory_order_relaxed)) {
         timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
         n = epoll_pwait2(epoll_fd_, events_, 256, &ts, nullptr);
+        if (n < 0 && errno == ENOSYS) have_pwait2.store(false, std::memory_order_relaxed);
+    }
+    if (n < 0 && timeout_ns >= 0 && !have_pwait2.load(std::memory_order_relaxed)) {
+        const std::int64_t ms = (timeout_ns + 999'999) / 1'000'000;
+        n = epoll_wait(epoll_fd_, events_, 256, ms > 2'000'000'000 ? 2'000'000'000 : static_cast<int>(ms));
     }
     if (n < 0) {
         if (errno == EINTR) return 0;

@@ -33,24 +33,30 @@ struct task_core::function_link : link {
     }
 };
 
-task_core::task_core() : greenlet_([this] { body(); }, this_hub().hub_greenlet) {
+task_core::task_core()
+    : greenlet_(green::greenlet::adopt(create_borrowing(this, this_hub().hub_core, {}))),
+      number_(++this_hub().task_counter) {
     start_.run = &on_start;
     start_.task = this;
     start_timer_.task = this;
     start_timer_.fire = &on_start_timer;
     live_.task = this;
-    name = "task-" + std::to_string(++this_hub().task_counter);
 }
 
-task_core::~task_core() {
-    // A task dropped before it ever started: its greenlet's run refers to this object, so make
-    // it harmless in case someone else still holds the greenlet.
-    if (!greenlet_.started()) {
-        try {
-            greenlet_.set_run([] {});
-        } catch (...) {
-        }
-    }
+// A task dropped before it ever started: its greenlet may outlive it (someone holds it), so it
+// must not keep a run function that refers to this object.
+task_core::~task_core() { clear_run(greenlet_.native()); }
+
+std::string task_core::name() const { return name_.empty() ? "task-" + std::to_string(number_) : name_; }
+
+void task_core::set_name(std::string name) {
+    name_ = std::move(name);
+    greenlet_.set_name(name_);
+}
+
+value task_core::invoke(value&&) {
+    body();
+    return value();
 }
 
 void task_core::start() {
@@ -73,14 +79,12 @@ void task_core::start_later(duration delay) {
 void task_core::on_start(callback& cb) {
     task_core* t = static_cast<start_callback&>(cb).task;
     t->phase_ = phase::running;
-    t->greenlet_.set_name(t->name);
     switch_to(t->greenlet_.native());
 }
 
 void task_core::on_start_timer(timer_node& timer) {
     task_core* t = static_cast<start_timer&>(timer).task;
     t->phase_ = phase::running;
-    t->greenlet_.set_name(t->name);
     switch_to(t->greenlet_.native());
 }
 
@@ -90,7 +94,7 @@ void task_core::body() noexcept {
     outcome kind;
     std::exception_ptr error;
     try {
-        invoke();
+        call_function();
         kind = outcome::returned;
     } catch (const greenlet_exit&) {
         kind = outcome::exited;
@@ -108,7 +112,7 @@ void task_core::finish(outcome kind, std::exception_ptr error) noexcept {
     error_ = std::move(error);
     live_.unlink();
     clear_function();
-    if (kind == outcome::failed) this_hub().handle_error(name, error_);
+    if (kind == outcome::failed) this_hub().handle_error(name(), error_);
     notify_links();
 }
 

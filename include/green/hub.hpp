@@ -118,7 +118,7 @@ private:
 };
 
 // The non-template part of a task: its greenlet, its state, its outcome and its links.
-class task_core : public refcounted, public link_source {
+class task_core : public refcounted, public link_source, public run_base {
 public:
     enum class phase : std::uint8_t { created, scheduled, running, done };
     enum class outcome : std::uint8_t { none, returned, exited, failed };
@@ -142,7 +142,9 @@ public:
     // Rethrows the failure, or the greenlet_exit of a killed task; timeout_error if not ready.
     void check_result(std::optional<duration> timeout);
 
-    std::string name;
+    // "task-N" until set_name gives it a name (which its greenlet then shows too).
+    std::string name() const;
+    void set_name(std::string name);
     green::greenlet& greenlet() noexcept { return greenlet_; }
 
     // Links that call a function (link, rawlink, link_value, link_exception); owned here.
@@ -157,7 +159,7 @@ public:
 
 protected:
     // Runs the task's function; stores its result, or lets the exception escape.
-    virtual void invoke() = 0;
+    virtual void call_function() = 0;
     // Drops the function and its arguments once they have run (or never will).
     virtual void clear_function() noexcept = 0;
 
@@ -167,6 +169,7 @@ private:
     };
     void retain() noexcept override { add_ref(); }
     void release_retained() noexcept override { release(); }
+    value invoke(value&&) override;  // the greenlet's run
     void body() noexcept;
     void finish(outcome kind, std::exception_ptr error) noexcept;
     static void on_start(callback& cb);
@@ -176,6 +179,8 @@ private:
     outcome outcome_ = outcome::none;
     std::exception_ptr error_;
     green::greenlet greenlet_;
+    std::uint64_t number_ = 0;
+    std::string name_;
     struct start_callback : callback {
         task_core* task = nullptr;
     } start_;
@@ -210,7 +215,7 @@ public:
         : f_(std::forward<G>(f)), args_(std::in_place, std::forward<B>(args)...) {}
 
 private:
-    void invoke() override {
+    void call_function() override {
         if constexpr (std::is_void_v<T>) {
             std::apply(*f_, std::move(*args_));
             this->result.emplace();
@@ -276,8 +281,31 @@ protected:
 // This thread's hub, created on first use.
 hub& get_hub();
 
-// Lets every other ready greenlet run once, then continues (gevent's sleep(0)).
-void sleep();
+namespace detail {
+void sleep_slow();
+[[noreturn]] void throw_invalid_switch(const char* what);
+}  // namespace detail
+
+// Lets every other ready greenlet run once, then continues (gevent's sleep(0)). Inline for the
+// same reason as greenlet::switch_to (green/detail/switch.hpp): a yield is a round trip through
+// the hub, and an out-of-line call would cost a mispredicted return each time.
+inline void sleep() {
+#if !defined(GREEN_DETAIL_SANITIZED)
+    detail::thread_core* ts = detail::tls_core;
+    if (ts && ts->run_queue && ts->current != ts->hub) [[likely]] {
+        // Queue our own resumption at the tail and switch to the hub. The callback unlinks
+        // itself when it runs, or when an exception thrown in (a kill) unwinds this frame.
+        detail::callback resume;
+        resume.target = ts->current;
+        ts->run_queue->push_back(resume);
+        detail::switch_to(ts->hub);
+        if (resume.linked()) [[unlikely]]
+            detail::throw_invalid_switch("sleep");
+        return;
+    }
+#endif
+    detail::sleep_slow();
+}
 // Waits `d` (a timer in the hub). keep_alive=false is gevent's ref=False: the timer alone does
 // not keep the loop alive. A negative duration is an error (green::error).
 void sleep(duration d, bool keep_alive = true);
@@ -339,8 +367,8 @@ public:
     std::uint64_t rawlink(std::function<void(any_task)> fn) const;
     bool unlink(std::uint64_t id) const noexcept { return core_->remove_function_link(id); }
 
-    const std::string& name() const noexcept { return core_->name; }
-    void set_name(std::string name) const { core_->name = std::move(name); }
+    std::string name() const { return core_->name(); }
+    void set_name(std::string name) const { core_->set_name(std::move(name)); }
     green::greenlet greenlet() const { return core_->greenlet(); }
 
     friend bool operator==(const any_task& a, const any_task& b) noexcept { return a.core_.get() == b.core_.get(); }

@@ -121,8 +121,13 @@ struct timer_node {
     timer_node() = default;
     timer_node(const timer_node&) = delete;
     timer_node& operator=(const timer_node&) = delete;
-    ~timer_node();
+    ~timer_node() {
+        if (armed()) disarm_slow();
+    }
     bool armed() const noexcept { return index != static_cast<std::size_t>(-1); }
+
+private:
+    void disarm_slow() noexcept;
 };
 
 enum class wake_reason : std::uint8_t { waiting, woken, timed_out, cancelled };

@@ -68,11 +68,17 @@ struct greenlet_core {
     eh_globals eh;
 };
 
+class list_head;
+
 struct thread_core {
     greenlet_core* current = nullptr;
     eh_globals* eh = nullptr;  // this thread's __cxa_get_globals()
     bool tracing = false;
     message in_flight;
+    // Set by the thread's hub (layer 2) for its inline yield: the hub greenlet and its run
+    // queue; null before the hub exists and once it shuts down.
+    greenlet_core* hub = nullptr;
+    list_head* run_queue = nullptr;
 };
 
 extern thread_local thread_core* tls_core [[gnu::tls_model("initial-exec")]];
