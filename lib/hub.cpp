@@ -80,7 +80,7 @@ hub_impl::hub_impl(thread_state* state)
 }
 
 hub_impl::~hub_impl() {
-    shutdown();
+    shutdown();  // a no-op when the thread's teardown already did it
     ts->hub = nullptr;
     ts->run_queue = nullptr;
 }
@@ -114,7 +114,10 @@ void hub_impl::loop() {
             }
         } else if (!alive()) {
             if (!idle_waiters.empty()) {
-                while (list_node* n = idle_waiters.pop_front()) wake_now(*static_cast<waiter_node*>(n)->owner);
+                // Only those waiting when the loop went idle: a woken one may wait again.
+                list_head idle;
+                idle.splice_back(idle_waiters);
+                while (list_node* n = idle.pop_front()) wake_now(*static_cast<waiter_node*>(n)->owner);
             } else {
                 raise_loop_exit();
             }
@@ -127,6 +130,17 @@ void hub_impl::loop() {
 void hub_impl::run_pass() {
     list_head running;
     running.splice_back(pending);
+    // If the hub itself is killed mid-pass (thread exit), what did not run goes back to the
+    // front of the queue, where shutdown() discards it.
+    struct requeue {
+        list_head& running;
+        list_head& pending;
+        ~requeue() {
+            if (running.empty()) return;
+            running.splice_back(pending);
+            pending.splice_back(running);
+        }
+    } on_unwind{running, pending};
     while (list_node* n = running.pop_front()) {
         auto& cb = static_cast<callback&>(*n);
         ++callbacks_since_poll;
@@ -283,6 +297,8 @@ void hub_impl::forget_fd(int fd, int error) noexcept {
 // throw greenlet_exit into anything still waiting in the hub, then stop the hub greenlet, so
 // that nothing is left referring to the hub when it goes.
 void hub_impl::shutdown() noexcept {
+    if (shut_down_) return;
+    shut_down_ = true;
     if (ts->current != ts->main) {
         closing = true;
         ts->run_queue = nullptr;
@@ -328,7 +344,7 @@ void hub_impl::shutdown() noexcept {
     }
     while (list_node* n = pending.pop_front()) {
         auto& cb = static_cast<callback&>(*n);
-        if (cb.run == &run_function_callback) delete static_cast<function_callback*>(&cb);
+        if (cb.discard) cb.discard(cb);
     }
 }
 
@@ -472,6 +488,7 @@ green::greenlet hub::greenlet() const { return static_cast<const hub_impl*>(this
 void hub::run_callback(std::function<void()> fn) {
     auto* cb = new function_callback;
     cb->run = &run_function_callback;
+    cb->discard = [](callback& c) { delete static_cast<function_callback*>(&c); };
     cb->fn = std::move(fn);
     static_cast<hub_impl*>(this)->pending.push_back(*cb);
 }

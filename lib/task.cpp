@@ -37,6 +37,7 @@ task_core::task_core()
     : greenlet_(green::greenlet::adopt(create_borrowing(this, this_hub().hub_core, {}))),
       number_(++this_hub().task_counter) {
     start_.run = &on_start;
+    start_.discard = [](callback& cb) { static_cast<start_callback&>(cb).task->release(); };
     start_.task = this;
     start_timer_.task = this;
     start_timer_.fire = &on_start_timer;

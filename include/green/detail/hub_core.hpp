@@ -104,10 +104,12 @@ private:
     list_node head_;
 };
 
-// An entry of the hub's run queue (FIFO). With `run` unset it resumes `target`.
+// An entry of the hub's run queue (FIFO). With `run` unset it resumes `target`. `discard`, if
+// set, releases what the callback owns when the hub drops it unrun (its thread is exiting).
 struct callback : list_node {
     void (*run)(callback&) = nullptr;
     greenlet_core* target = nullptr;
+    void (*discard)(callback&) = nullptr;
 };
 
 // An entry of the hub's timer heap.
@@ -189,6 +191,7 @@ class link_source {
 public:
     link_source() {
         notify_.run = &fire_links;
+        notify_.discard = [](callback& cb) { static_cast<notify_callback&>(cb).source->release_retained(); };
         notify_.source = this;
     }
     link_source(const link_source&) = delete;
