@@ -298,6 +298,23 @@ TEST_CASE("dropping the last handle to a suspended greenlet kills it before the 
     CHECK(reason == "Killing the greenlet because all references have vanished.");
 }
 
+TEST_CASE("a greenlet that drops the last handle to itself is killed as soon as it switches away") {
+    greenlet main = getcurrent();
+    int unwound = 0;
+    bool resumed = false;
+    std::optional<greenlet> g;
+    g = greenlet([&] {
+        unwind_probe<int> probe{unwound};
+        g.reset();  // running: nothing can happen to it yet
+        CHECK(unwound == 0);
+        main.switch_to("leaving");
+        resumed = true;
+    });
+    CHECK(g->switch_to().get<std::string>() == "leaving");  // the value still arrives
+    CHECK(unwound == 1);
+    CHECK_FALSE(resumed);
+}
+
 TEST_CASE("unstarted and dead greenlets are freed without running code") {
     greenlet main = getcurrent();
     int runs = 0;
@@ -453,6 +470,26 @@ TEST_CASE("re-parenting decides where the result goes: the parent when the green
         dead.set_parent(receiver);
         CHECK(dead.switch_to(2).get<std::string>() == "receiver got 2");
     }
+}
+
+TEST_CASE("a greenlet_exit death starts an unstarted parent with the greenlet_exit as its argument") {
+    // greenlet 2.0.2 starts the parent with no arguments here and drops the instance (its
+    // case45, a quirk that can crash it); green passes the instance, like any other result.
+    greenlet main = getcurrent();
+    auto parent_run = [](value args) {
+        if (!args.holds<green::greenlet_exit>()) return std::string("parent started with ") + green::repr(args);
+        return std::string("parent started with ") + args.get<green::greenlet_exit>().what();
+    };
+
+    greenlet parent(parent_run);
+    greenlet child([] { throw green::greenlet_exit("ge"); }, parent);
+    CHECK(child.switch_to().get<std::string>() == "parent started with ge");
+
+    greenlet parent2(parent_run);
+    greenlet killed([&] { main.switch_to(); }, parent2);
+    killed.switch_to();
+    CHECK(killed.throw_(green::greenlet_exit("killed")).get<std::string>() == "parent started with killed");
+    CHECK(parent2.dead());
 }
 
 // ---- threads ----------------------------------------------------------------------------
