@@ -250,6 +250,8 @@ greenlet_impl* exit_target(thread_state* ts, greenlet_impl* self) noexcept {
 }
 
 [[noreturn]] void die_and_leave(thread_state* ts, greenlet_impl* self) noexcept {
+    // Leaving for good is a switch out too: after this the stack is pooled and re-canaried.
+    if (GREEN_UNLIKELY(self->check_canary) && !self->stack.canary_intact()) report_canary(self);
     self->state.store(lifecycle::dead, std::memory_order_relaxed);
     self->needs_attention.store(true, std::memory_order_relaxed);
     unlink_live(ts, self);
