@@ -167,9 +167,11 @@ value deliver(thread_state* ts, greenlet_impl* target) {
             if (target->life() == lifecycle::unstarted) {
                 check_thread(ts, target);
                 if (!target->run) throw_no_run();
-                prepare_start(ts, target);
             }
+            // The tracer goes before the start: if it throws, the switch has not happened and
+            // an unstarted target must still be unstarted (no stack taken, not on the live list).
             if (GREEN_UNLIKELY(ts->tracing)) call_tracer(ts, self, target, ts->in_flight.error != nullptr);
+            if (target->life() == lifecycle::unstarted) prepare_start(ts, target);
         } catch (...) {
             ts->in_flight = message{};
             throw;
@@ -248,6 +250,8 @@ greenlet_impl* exit_target(thread_state* ts, greenlet_impl* self) noexcept {
 }
 
 [[noreturn]] void die_and_leave(thread_state* ts, greenlet_impl* self) noexcept {
+    // Leaving for good is a switch out too: after this the stack is pooled and re-canaried.
+    if (GREEN_UNLIKELY(self->check_canary) && !self->stack.canary_intact()) report_canary(self);
     self->state.store(lifecycle::dead, std::memory_order_relaxed);
     self->needs_attention.store(true, std::memory_order_relaxed);
     unlink_live(ts, self);

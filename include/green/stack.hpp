@@ -28,7 +28,8 @@ struct greenlet_options {
     // Usable stack bytes, rounded up to whole pages; 0 takes the thread's default.
     std::size_t stack_size = 0;
     // Shown in errors and in the stack overflow message; the greenlet's id when empty.
-    std::string name;
+    // (The braces let {.stack_size = n} omit it without a -Wmissing-field-initializers warning.)
+    std::string name{};
 };
 
 // The stack size new greenlets of the calling thread get unless they ask otherwise.
