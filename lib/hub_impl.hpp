@@ -86,4 +86,16 @@ hub_impl* existing_hub() noexcept;
 // Describes the running exception for error reports: "<type>: <what>".
 std::string describe_exception(const std::exception_ptr& e);
 
+// ---- I/O (lib/socket.cpp, lib/monkey.cpp)
+
+// Waits in the hub until fd is readable (writable): true, or false at the timeout. Raises
+// std::system_error(EBADF) when the fd is closed meanwhile, concurrent_use_error when another
+// greenlet already waits for the same direction. A regular file is always ready.
+bool wait_fd(int fd, bool write, std::optional<duration> timeout);
+// Forgets what monkey patching knows about fd (it was closed; the number may be reused).
+void forget_fd_info(int fd) noexcept;
+// Runs fn on another thread while the calling greenlet waits in the hub; fn must own what it
+// uses (it may outlive a caller that is killed meanwhile).
+void offload(std::function<void()> fn);
+
 }  // namespace green::detail

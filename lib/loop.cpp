@@ -1,5 +1,6 @@
 // The loop's mechanism: timer heap, epoll and eventfd.
 #include "loop.hpp"
+#include "sys.hpp"
 
 #include <green/error.hpp>
 
@@ -83,7 +84,7 @@ poller::poller() {
     event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
         int e = errno;
-        close(epoll_fd_);
+        sys::close(epoll_fd_);
         throw std::system_error(e, std::generic_category(), "green: eventfd");
     }
     epoll_event ev{};
@@ -93,8 +94,8 @@ poller::poller() {
 }
 
 poller::~poller() {
-    close(event_fd_);
-    close(epoll_fd_);
+    sys::close(event_fd_);
+    sys::close(epoll_fd_);
 }
 
 bool poller::add(int fd) noexcept {
@@ -133,13 +134,13 @@ int poller::wait(std::int64_t timeout_ns) {
 
 void poller::wake() noexcept {
     std::uint64_t one = 1;
-    ssize_t ignored = write(event_fd_, &one, sizeof one);
+    ssize_t ignored = sys::write(event_fd_, &one, sizeof one);
     (void)ignored;
 }
 
 void poller::drain_wake() noexcept {
     std::uint64_t value;
-    ssize_t ignored = read(event_fd_, &value, sizeof value);
+    ssize_t ignored = sys::read(event_fd_, &value, sizeof value);
     (void)ignored;
 }
 

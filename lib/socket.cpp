@@ -1,5 +1,6 @@
 // Cooperative sockets: try the call; on EAGAIN wait in the hub for readiness; retry.
 #include "hub_impl.hpp"
+#include "sys.hpp"
 
 #include <green/event.hpp>
 #include <green/socket.hpp>
@@ -24,7 +25,7 @@ namespace {
 
 bool ready_now(int fd, bool write) {
     pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (write ? POLLOUT | POLLERR | POLLHUP : POLLIN | POLLERR | POLLHUP));
+    return sys::poll(&p, 1, 0) > 0 && (p.revents & (write ? POLLOUT | POLLERR | POLLHUP : POLLIN | POLLERR | POLLHUP));
 }
 
 }  // namespace
@@ -70,6 +71,20 @@ bool wait_fd(int fd, bool write, std::optional<duration> timeout) {
     if (wt.reason == wake_reason::cancelled)
         throw_errno(wt.error, std::string(what) + ": File descriptor was closed in another greenlet");
     return ready;
+}
+
+void offload(std::function<void()> fn) {
+    hub_impl& h = this_hub();
+    async_result<void> done;
+    h.external_refs.fetch_add(1, std::memory_order_relaxed);  // keeps the loop alive meanwhile
+    std::thread([&h, done, fn = std::move(fn)] {
+        fn();
+        h.run_callback_threadsafe([&h, done] {
+            h.external_refs.fetch_sub(1, std::memory_order_relaxed);
+            done.set();
+        });
+    }).detach();
+    done.get();
 }
 
 }  // namespace detail
@@ -147,13 +162,14 @@ std::string endpoint::to_string() const {
 // ---- socket -----------------------------------------------------------------------------
 
 socket::socket(int family, int type, int protocol) {
-    fd_ = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    fd_ = detail::sys::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd_ < 0) throw_errno(errno, "socket");
 }
 
 socket socket::adopt(int fd) {
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) throw_errno(errno, "socket::adopt");
+    int flags = detail::sys::fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || detail::sys::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) throw_errno(errno, "socket::adopt");
+    detail::forget_fd_info(fd);  // its O_NONBLOCK is now green's, not the user's
     return socket(fd);
 }
 
@@ -176,7 +192,8 @@ int socket::release() noexcept {
 void socket::close() noexcept {
     if (fd_ < 0) return;
     cancel_wait(fd_);  // wake waiters with EBADF and drop the epoll registration first
-    ::close(fd_);
+    detail::forget_fd_info(fd_);
+    detail::sys::close(fd_);
     fd_ = -1;
 }
 
@@ -211,7 +228,7 @@ void socket::listen(int backlog) {
 
 void socket::connect(const endpoint& address, std::optional<duration> timeout) {
     const std::int64_t until = deadline(timeout);
-    if (::connect(fd_, address.data(), address.size()) == 0) return;
+    if (detail::sys::connect(fd_, address.data(), address.size()) == 0) return;
     if (errno != EINPROGRESS && errno != EINTR) throw_errno(errno, "connect " + address.to_string());
     if (nonblocking(timeout ? timeout : timeout_)) throw_errno(EINPROGRESS, "connect " + address.to_string());
     wait(true, until, "connect");
@@ -226,7 +243,7 @@ socket socket::accept(endpoint* peer) {
     for (;;) {
         sockaddr_storage addr;
         socklen_t len = sizeof addr;
-        int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = detail::sys::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (peer) *peer = endpoint(reinterpret_cast<sockaddr*>(&addr), len);
             socket s(fd);
@@ -243,7 +260,7 @@ socket socket::accept(endpoint* peer) {
 std::size_t socket::recv(void* buffer, std::size_t n, int flags) {
     const std::int64_t until = deadline();
     for (;;) {
-        ssize_t got = ::recv(fd_, buffer, n, flags);
+        ssize_t got = detail::sys::recv(fd_, buffer, n, flags);
         if (got >= 0) return static_cast<std::size_t>(got);
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) throw_errno(errno, "recv");
@@ -261,7 +278,7 @@ std::string socket::recv(std::size_t max, int flags) {
 std::size_t socket::send(const void* data, std::size_t n, int flags) {
     const std::int64_t until = deadline();
     for (;;) {
-        ssize_t sent = ::send(fd_, data, n, flags | MSG_NOSIGNAL);
+        ssize_t sent = detail::sys::send(fd_, data, n, flags | MSG_NOSIGNAL);
         if (sent >= 0) return static_cast<std::size_t>(sent);
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) throw_errno(errno, "send");
@@ -274,7 +291,7 @@ void socket::sendall(const void* data, std::size_t n, int flags) {
     const std::int64_t until = deadline();
     auto* p = static_cast<const char*>(data);
     while (n > 0) {
-        ssize_t sent = ::send(fd_, p, n, flags | MSG_NOSIGNAL);
+        ssize_t sent = detail::sys::send(fd_, p, n, flags | MSG_NOSIGNAL);
         if (sent >= 0) {
             p += sent;
             n -= static_cast<std::size_t>(sent);
@@ -292,7 +309,7 @@ void socket::shutdown(int how) {
 }
 
 void socket::setsockopt(int level, int name, int value) {
-    if (::setsockopt(fd_, level, name, &value, sizeof value) < 0) throw_errno(errno, "setsockopt");
+    if (::setsockopt(fd_, level, name, &value, sizeof value) < 0) throw_errno(errno, "setsockopt");  // tracked by monkey
 }
 
 endpoint socket::local_endpoint() const {
@@ -339,28 +356,18 @@ std::vector<endpoint> resolve(const std::string& host, std::uint16_t port, int t
         return getaddrinfo_blocking(host, port, type, AI_NUMERICHOST);
     } catch (const std::system_error&) {
     }
-    // glibc's resolver runs its own sockets out of green's reach: it runs in another thread
-    // while this greenlet waits in the hub.
-    detail::hub_impl& h = detail::this_hub();
-    async_result<std::vector<endpoint>> result;
-    h.external_refs.fetch_add(1, std::memory_order_relaxed);
-    std::thread([&h, result, host, port, type] {
-        std::vector<endpoint> found;
-        std::exception_ptr error;
+    // glibc's resolver does its own I/O out of green's reach: it runs on another thread while
+    // this greenlet waits in the hub.
+    auto outcome = std::make_shared<std::pair<std::vector<endpoint>, std::exception_ptr>>();
+    detail::offload([outcome, host, port, type] {
         try {
-            found = getaddrinfo_blocking(host, port, type, 0);
+            outcome->first = getaddrinfo_blocking(host, port, type, 0);
         } catch (...) {
-            error = std::current_exception();
+            outcome->second = std::current_exception();
         }
-        h.run_callback_threadsafe([&h, result, found = std::move(found), error]() mutable {
-            h.external_refs.fetch_sub(1, std::memory_order_relaxed);
-            if (error)
-                result.set_exception(error);
-            else
-                result.set(std::move(found));
-        });
-    }).detach();
-    return result.get();
+    });
+    if (outcome->second) std::rethrow_exception(outcome->second);
+    return std::move(outcome->first);
 }
 
 socket create_connection(const std::string& host, std::uint16_t port, std::optional<duration> timeout) {

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace green::detail {
@@ -314,7 +315,8 @@ void report_overflow(const char* name) noexcept {
     put("green: stack overflow in greenlet ");
     put(name);
     put("\n");
-    ssize_t ignored = write(STDERR_FILENO, line, n);
+    // The raw system call: this runs in a signal handler, where nothing else is safe.
+    long ignored = syscall(SYS_write, STDERR_FILENO, line, n);
     (void)ignored;
     std::abort();
 }

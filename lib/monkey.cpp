@@ -1,0 +1,911 @@
+// Monkey patching: libgreen's definitions of the blocking libc functions.
+//
+// Rules (docs/monkey.md):
+//   * A hook acts only after patching, in a greenlet of a thread that has a hub (not the hub
+//     itself), on a pollable fd (socket, pipe, FIFO, character device) the user left blocking.
+//     Anything else calls the real function: same result, same errno.
+//   * The kernel fd's O_NONBLOCK flag is never left changed, because it belongs to the open file
+//     description and would leak into dup'ed fds and other processes. Sockets use MSG_DONTWAIT
+//     per call; connect, accept and pipe I/O set O_NONBLOCK just for the one call.
+//   * Try the call; on EAGAIN wait in the hub for readiness; retry. SO_RCVTIMEO / SO_SNDTIMEO
+//     bound the wait exactly as in libc (EAGAIN, or EINPROGRESS for connect); no other timeout
+//     is invented. Writes on stream sockets and pipes go on until everything is written, as a
+//     blocking call would. errno is set last, after the final switch.
+//   * Per-fd facts (kind, the user's non-blocking choice, socket timeouts) live in a table
+//     indexed by fd, filled lazily on first use so fds opened before patching work too.
+#include "hub_impl.hpp"
+#include "sys.hpp"
+
+#include <green/hub.hpp>
+#include <green/monkey.hpp>
+#include <green/socket.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace green::detail {
+
+namespace {
+
+std::atomic<unsigned> patched{0};
+
+bool patched_for(monkey::patch p) noexcept {
+    return patched.load(std::memory_order_relaxed) & static_cast<unsigned>(p);
+}
+
+// ---- the fd table -----------------------------------------------------------------------
+
+namespace fd_bits_ns {
+enum : std::uint32_t {
+    known = 1,          // the entry has been filled
+    is_socket = 2,
+    pollable = 4,       // epoll can wait on it (sockets, pipes, FIFOs, character devices)
+    user_nonblock = 8,  // the user asked for O_NONBLOCK: hooks pass through
+    is_stream = 16,     // SOCK_STREAM (writes go on until all is written)
+};
+}  // namespace fd_bits_ns
+using namespace fd_bits_ns;
+constexpr std::uint32_t none = 0;
+
+struct fd_info {
+    std::atomic<std::uint32_t> bits{0};
+    std::atomic<std::int64_t> recv_timeout_ns{0};  // SO_RCVTIMEO; 0: none
+    std::atomic<std::int64_t> send_timeout_ns{0};  // SO_SNDTIMEO; 0: none
+};
+
+// Two levels, lock-free to read: 2^18 chunks of 4096 entries covers fds up to 2^30, far past
+// any RLIMIT_NOFILE; chunks are allocated on first use and never freed.
+class fd_table {
+public:
+    static constexpr int chunk_bits = 12;
+    static constexpr std::size_t chunk_size = std::size_t{1} << chunk_bits;
+    static constexpr std::size_t chunk_count = std::size_t{1} << 18;
+
+    fd_info* find(int fd) const noexcept {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= chunk_size * chunk_count) return nullptr;
+        fd_info* chunk = chunks_[static_cast<std::size_t>(fd) >> chunk_bits].load(std::memory_order_acquire);
+        return chunk ? &chunk[static_cast<std::size_t>(fd) & (chunk_size - 1)] : nullptr;
+    }
+    fd_info* at(int fd) {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= chunk_size * chunk_count) return nullptr;
+        auto& slot = chunks_[static_cast<std::size_t>(fd) >> chunk_bits];
+        fd_info* chunk = slot.load(std::memory_order_acquire);
+        if (!chunk) {
+            auto* fresh = new fd_info[chunk_size];
+            if (slot.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel))
+                chunk = fresh;
+            else
+                delete[] fresh;
+        }
+        return &chunk[static_cast<std::size_t>(fd) & (chunk_size - 1)];
+    }
+
+private:
+    std::atomic<fd_info*> chunks_[chunk_count] = {};
+};
+
+fd_table& table() {
+    static fd_table* t = new fd_table;  // never destroyed: hooks run until the very end
+    return *t;
+}
+
+std::int64_t timeval_ns(const timeval& tv) { return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000; }
+
+// Fills an entry from what the kernel says about fd.
+void describe(int fd, fd_info& info) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return;  // bad fd: the real call reports it
+    std::uint32_t bits = known;
+    if (S_ISSOCK(st.st_mode)) {
+        bits |= is_socket | pollable;
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM) bits |= is_stream;
+        timeval tv{};
+        len = sizeof tv;
+        if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0) info.recv_timeout_ns.store(timeval_ns(tv));
+        len = sizeof tv;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0) info.send_timeout_ns.store(timeval_ns(tv));
+    } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+        bits |= pollable | is_stream;
+    }
+    int flags = sys::fcntl(fd, F_GETFL, 0);
+    if (flags >= 0 && (flags & O_NONBLOCK)) bits |= user_nonblock;
+    info.bits.store(bits, std::memory_order_relaxed);
+}
+
+// The entry for fd if a hook should act on it here and now; nullptr means "call libc".
+fd_info* cooperative_fd(int fd) {
+    if (!patched_for(monkey::patch::socket)) return nullptr;
+    thread_core* tc = tls_core;
+    if (!tc || !tc->run_queue || tc->current == tc->hub) return nullptr;
+    fd_info* info = table().at(fd);
+    if (!info) return nullptr;
+    std::uint32_t bits = info->bits.load(std::memory_order_relaxed);
+    if (!(bits & known)) {
+        describe(fd, *info);
+        bits = info->bits.load(std::memory_order_relaxed);
+    }
+    if (!(bits & known) || !(bits & pollable) || (bits & user_nonblock)) return nullptr;
+    return info;
+}
+
+bool may_wait_here() noexcept {
+    thread_core* tc = tls_core;
+    return tc && tc->run_queue && tc->current != tc->hub;
+}
+
+void record(int fd, std::uint32_t bits) {
+    if (fd_info* info = table().at(fd)) {
+        info->bits.store(bits | known, std::memory_order_relaxed);
+        info->recv_timeout_ns.store(0, std::memory_order_relaxed);
+        info->send_timeout_ns.store(0, std::memory_order_relaxed);
+    }
+}
+
+void copy_entry(int from, int to) {
+    fd_info* src = table().find(from);
+    fd_info* dst = table().at(to);
+    if (!dst) return;
+    if (!src) {
+        dst->bits.store(0, std::memory_order_relaxed);
+        return;
+    }
+    dst->bits.store(src->bits.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    dst->recv_timeout_ns.store(src->recv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    dst->send_timeout_ns.store(src->send_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+void set_user_nonblock(int fd, bool on) {
+    fd_info* info = table().at(fd);
+    if (!info) return;
+    std::uint32_t bits = info->bits.load(std::memory_order_relaxed);
+    if (!(bits & known)) return;  // described from the kernel on first use
+    info->bits.store(on ? bits | user_nonblock : bits & ~std::uint32_t{user_nonblock}, std::memory_order_relaxed);
+}
+
+// ---- waiting ----------------------------------------------------------------------------
+
+std::int64_t deadline_after(std::int64_t timeout_ns) { return timeout_ns > 0 ? now_ns() + timeout_ns : -1; }
+
+// Waits for readiness until the deadline; false (errno set) when the wait must end the call.
+bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno) {
+    std::optional<duration> left;
+    if (deadline >= 0) {
+        std::int64_t remaining = deadline - now_ns();
+        if (remaining <= 0) {
+            errno = timeout_errno;
+            return false;
+        }
+        left = std::chrono::nanoseconds(remaining);
+    }
+    try {
+        if (!wait_fd(fd, write, left)) {
+            errno = timeout_errno;
+            return false;
+        }
+    } catch (const std::system_error& e) {
+        errno = e.code().value();  // EBADF: closed by another greenlet while we waited
+        return false;
+    }
+    return true;
+}
+
+// Calls attempt() until it does not fail with EAGAIN, waiting in between.
+template <class F>
+ssize_t until_ready(int fd, bool write, std::int64_t deadline, F&& attempt) {
+    for (;;) {
+        ssize_t r = attempt();
+        if (r >= 0) return r;
+        const int e = errno;
+        if (e != EAGAIN && e != EWOULDBLOCK) return -1;
+        if (!wait_ready_fd(fd, write, deadline, EAGAIN)) return -1;
+    }
+}
+
+// A stream write: on until all n bytes are written, as a blocking call would be. A later
+// error or timeout after some bytes went out returns the count written.
+template <class F>
+ssize_t write_all(int fd, std::size_t n, std::int64_t deadline, F&& attempt) {
+    std::size_t done = 0;
+    while (done < n || n == 0) {
+        ssize_t r = until_ready(fd, true, deadline, [&] { return attempt(done); });
+        if (r < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        done += static_cast<std::size_t>(r);
+        if (n == 0) break;
+    }
+    return static_cast<ssize_t>(done);
+}
+
+// Runs one call with O_NONBLOCK set on the fd, then restores the flag.
+template <class F>
+auto nonblocking_once(int fd, F&& call) -> decltype(call()) {
+    const int flags = sys::fcntl(fd, F_GETFL, 0);
+    if (flags < 0) return -1;
+    if (flags & O_NONBLOCK) return call();
+    sys::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    auto r = call();
+    const int e = errno;
+    sys::fcntl(fd, F_SETFL, flags);
+    errno = e;
+    return r;
+}
+
+// Copies an iovec array and drops the first `skip` bytes of it.
+std::vector<iovec> advance(const iovec* iov, int count, std::size_t skip) {
+    std::vector<iovec> out;
+    for (int i = 0; i < count; ++i) {
+        iovec v = iov[i];
+        if (skip >= v.iov_len) {
+            skip -= v.iov_len;
+            continue;
+        }
+        v.iov_base = static_cast<char*>(v.iov_base) + skip;
+        v.iov_len -= skip;
+        skip = 0;
+        out.push_back(v);
+    }
+    return out;
+}
+
+std::size_t total(const iovec* iov, int count) {
+    std::size_t n = 0;
+    for (int i = 0; i < count; ++i) n += iov[i].iov_len;
+    return n;
+}
+
+// ---- the hooked calls, once a hook has decided to act ------------------------------------
+
+ssize_t recv_hooked(int fd, fd_info& info, void* buf, std::size_t n, int flags, sockaddr* from, socklen_t* len) {
+    if (flags & MSG_DONTWAIT) return sys::recvfrom(fd, buf, n, flags, from, len);
+    const std::int64_t deadline = deadline_after(info.recv_timeout_ns.load(std::memory_order_relaxed));
+    return until_ready(fd, false, deadline, [&] { return sys::recvfrom(fd, buf, n, flags | MSG_DONTWAIT, from, len); });
+}
+
+ssize_t send_hooked(int fd, fd_info& info, const void* buf, std::size_t n, int flags, const sockaddr* to, socklen_t len) {
+    if (flags & MSG_DONTWAIT) return sys::sendto(fd, buf, n, flags, to, len);
+    const std::int64_t deadline = deadline_after(info.send_timeout_ns.load(std::memory_order_relaxed));
+    auto attempt = [&](std::size_t done) {
+        return sys::sendto(fd, static_cast<const char*>(buf) + done, n - done, flags | MSG_DONTWAIT, to, len);
+    };
+    if (info.bits.load(std::memory_order_relaxed) & is_stream) return write_all(fd, n, deadline, attempt);
+    return until_ready(fd, true, deadline, [&] { return attempt(0); });
+}
+
+ssize_t pipe_read(int fd, void* buf, std::size_t n) {
+    return until_ready(fd, false, -1, [&] { return nonblocking_once(fd, [&] { return sys::read(fd, buf, n); }); });
+}
+
+ssize_t pipe_write(int fd, const void* buf, std::size_t n) {
+    return write_all(fd, n, -1, [&](std::size_t done) {
+        return nonblocking_once(fd, [&] { return sys::write(fd, static_cast<const char*>(buf) + done, n - done); });
+    });
+}
+
+int events_to_epoll(short events) {
+    int out = 0;
+    if (events & POLLIN) out |= EPOLLIN;
+    if (events & POLLOUT) out |= EPOLLOUT;
+    if (events & POLLPRI) out |= EPOLLPRI;
+    if (events & POLLRDHUP) out |= EPOLLRDHUP;
+    return out;
+}
+
+// Waits in the hub until one of the fds has one of its events, or the timeout (ms, < 0: none):
+// the fds go into a private epoll set, and the hub waits for that set to become readable.
+void wait_for_any(const pollfd* fds, nfds_t n, int timeout_ms) {
+    std::optional<duration> timeout;
+    if (timeout_ms >= 0) timeout = std::chrono::milliseconds(timeout_ms);
+    const int set = epoll_create1(EPOLL_CLOEXEC);
+    if (set < 0) {
+        sys::poll(const_cast<pollfd*>(fds), n, timeout_ms);  // out of fds: block like libc
+        return;
+    }
+    bool any = false;
+    for (nfds_t i = 0; i < n; ++i) {
+        if (fds[i].fd < 0) continue;
+        epoll_event ev{};
+        ev.events = static_cast<std::uint32_t>(events_to_epoll(fds[i].events));
+        ev.data.fd = fds[i].fd;
+        if (epoll_ctl(set, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) {
+            any = true;
+        } else if (errno == EEXIST) {  // the same fd twice: wait for the union of its events
+            epoll_event old{};
+            old.events = ev.events;
+            for (nfds_t j = 0; j < i; ++j)
+                if (fds[j].fd == fds[i].fd) old.events |= static_cast<std::uint32_t>(events_to_epoll(fds[j].events));
+            epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &old);
+        }
+    }
+    struct closer {
+        int fd;
+        ~closer() {
+            green::cancel_wait(fd);
+            sys::close(fd);
+        }
+    } close_set{set};
+    if (!any) {
+        if (timeout) green::sleep(*timeout);  // poll with no fds: a sleep
+        return;
+    }
+    wait_fd(set, false, timeout);
+}
+
+}  // namespace
+
+void forget_fd_info(int fd) noexcept {
+    if (fd_info* info = table().find(fd)) info->bits.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace green::detail
+
+namespace green::monkey {
+
+void patch_all() {
+    green::get_hub();
+    detail::patched.fetch_or(static_cast<unsigned>(patch::time) | static_cast<unsigned>(patch::socket) |
+                             static_cast<unsigned>(patch::dns));
+}
+
+void patch_time() {
+    green::get_hub();
+    detail::patched.fetch_or(static_cast<unsigned>(patch::time));
+}
+
+void patch_socket() {
+    green::get_hub();
+    detail::patched.fetch_or(static_cast<unsigned>(patch::socket) | static_cast<unsigned>(patch::dns));
+}
+
+bool is_patched() noexcept { return detail::patched.load() == 7u; }
+
+bool is_patched(patch what) noexcept { return detail::patched_for(what); }
+
+}  // namespace green::monkey
+
+// ---- the interposed libc functions ------------------------------------------------------
+
+using namespace green::detail;
+
+extern "C" {
+
+unsigned int sleep(unsigned int seconds) {
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) {
+        timespec req{static_cast<time_t>(seconds), 0}, rem{};
+        if (sys::nanosleep(&req, &rem) != 0) return static_cast<unsigned>(rem.tv_sec + (rem.tv_nsec > 0));
+        return 0;
+    }
+    green::sleep(std::chrono::seconds(seconds));
+    return 0;
+}
+
+int usleep(useconds_t microseconds) {
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) {
+        timespec req{static_cast<time_t>(microseconds / 1'000'000), static_cast<long>(microseconds % 1'000'000) * 1000};
+        return sys::nanosleep(&req, nullptr);
+    }
+    green::sleep(std::chrono::microseconds(microseconds));
+    return 0;
+}
+
+int nanosleep(const timespec* req, timespec* rem) {
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::nanosleep(req, rem);
+    if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000 || req->tv_sec < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    // Never interrupted by a signal, so `rem` is never written, as in libc without EINTR.
+    green::sleep(std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec));
+    return 0;
+}
+
+int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
+    static std::atomic<int (*)(clockid_t, int, const timespec*, timespec*)> real{nullptr};
+    auto* f = real.load();
+    if (!f) {
+        f = reinterpret_cast<int (*)(clockid_t, int, const timespec*, timespec*)>(dlsym(RTLD_NEXT, "clock_nanosleep"));
+        real.store(f);
+    }
+    const bool supported = clock == CLOCK_MONOTONIC || clock == CLOCK_REALTIME || clock == CLOCK_BOOTTIME;
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !supported)
+        return f ? f(clock, flags, req, rem) : EINVAL;
+    if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000 || req->tv_sec < 0) return EINVAL;
+    std::int64_t wait_ns = std::int64_t{req->tv_sec} * 1'000'000'000 + req->tv_nsec;
+    if (flags & TIMER_ABSTIME) {
+        timespec now{};
+        clock_gettime(clock, &now);
+        wait_ns -= std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+        if (wait_ns <= 0) return 0;
+    }
+    green::sleep(std::chrono::nanoseconds(wait_ns));
+    return 0;  // returns the error number, not -1/errno
+}
+
+ssize_t read(int fd, void* buf, size_t n) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::read(fd, buf, n);
+    if (info->bits.load(std::memory_order_relaxed) & is_socket)
+        return recv_hooked(fd, *info, buf, n, 0, nullptr, nullptr);
+    return pipe_read(fd, buf, n);
+}
+
+ssize_t write(int fd, const void* buf, size_t n) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::write(fd, buf, n);
+    if (info->bits.load(std::memory_order_relaxed) & is_socket) {
+        // write() on a socket is send() with no flags (SIGPIPE included, as in libc).
+        return send_hooked(fd, *info, buf, n, 0, nullptr, 0);
+    }
+    return pipe_write(fd, buf, n);
+}
+
+ssize_t readv(int fd, const iovec* iov, int count) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::readv(fd, iov, count);
+    if (info->bits.load(std::memory_order_relaxed) & is_socket) {
+        const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
+        return until_ready(fd, false, deadline, [&] {
+            msghdr msg{};
+            msg.msg_iov = const_cast<iovec*>(iov);
+            msg.msg_iovlen = static_cast<std::size_t>(count);
+            return sys::recvmsg(fd, &msg, MSG_DONTWAIT);
+        });
+    }
+    return until_ready(fd, false, -1, [&] { return nonblocking_once(fd, [&] { return sys::readv(fd, iov, count); }); });
+}
+
+ssize_t writev(int fd, const iovec* iov, int count) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::writev(fd, iov, count);
+    const std::size_t n = total(iov, count);
+    if (info->bits.load(std::memory_order_relaxed) & is_socket) {
+        const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
+        return write_all(fd, n, deadline, [&](std::size_t done) {
+            std::vector<iovec> rest = advance(iov, count, done);
+            msghdr msg{};
+            msg.msg_iov = rest.data();
+            msg.msg_iovlen = rest.size();
+            return sys::sendmsg(fd, &msg, MSG_DONTWAIT);
+        });
+    }
+    return write_all(fd, n, -1, [&](std::size_t done) {
+        std::vector<iovec> rest = advance(iov, count, done);
+        return nonblocking_once(fd, [&] { return sys::writev(fd, rest.data(), static_cast<int>(rest.size())); });
+    });
+}
+
+ssize_t recv(int fd, void* buf, size_t n, int flags) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::recv(fd, buf, n, flags);
+    return recv_hooked(fd, *info, buf, n, flags, nullptr, nullptr);
+}
+
+ssize_t recvfrom(int fd, void* __restrict buf, size_t n, int flags, sockaddr* __restrict from, socklen_t* __restrict len) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::recvfrom(fd, buf, n, flags, from, len);
+    return recv_hooked(fd, *info, buf, n, flags, from, len);
+}
+
+ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info || (flags & MSG_DONTWAIT)) return sys::recvmsg(fd, msg, flags);
+    const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
+    return until_ready(fd, false, deadline, [&] { return sys::recvmsg(fd, msg, flags | MSG_DONTWAIT); });
+}
+
+ssize_t send(int fd, const void* buf, size_t n, int flags) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::send(fd, buf, n, flags);
+    return send_hooked(fd, *info, buf, n, flags, nullptr, 0);
+}
+
+ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t len) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info) return sys::sendto(fd, buf, n, flags, to, len);
+    return send_hooked(fd, *info, buf, n, flags, to, len);
+}
+
+ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info || (flags & MSG_DONTWAIT)) return sys::sendmsg(fd, msg, flags);
+    const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
+    if (!(info->bits.load(std::memory_order_relaxed) & is_stream))
+        return until_ready(fd, true, deadline, [&] { return sys::sendmsg(fd, msg, flags | MSG_DONTWAIT); });
+    const int count = static_cast<int>(msg->msg_iovlen);
+    return write_all(fd, total(msg->msg_iov, count), deadline, [&](std::size_t done) {
+        std::vector<iovec> rest = advance(msg->msg_iov, count, done);
+        msghdr part = *msg;
+        part.msg_iov = rest.data();
+        part.msg_iovlen = rest.size();
+        return sys::sendmsg(fd, &part, flags | MSG_DONTWAIT);
+    });
+}
+
+int connect(int fd, const sockaddr* addr, socklen_t len) {
+    fd_info* info = cooperative_fd(fd);
+    if (!info || !(info->bits.load(std::memory_order_relaxed) & is_socket)) return sys::connect(fd, addr, len);
+    if (nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }) == 0) return 0;
+    if (errno != EINPROGRESS) return -1;
+    // SO_SNDTIMEO bounds a blocking connect; when it expires libc reports EINPROGRESS.
+    const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
+    if (!wait_ready_fd(fd, true, deadline, EINPROGRESS)) return -1;
+    int error = 0;
+    socklen_t error_len = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0) return -1;
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    return 0;
+}
+
+int accept4(int fd, sockaddr* __restrict addr, socklen_t* __restrict len, int flags) {
+    fd_info* info = cooperative_fd(fd);
+    int r;
+    if (!info) {
+        r = sys::accept4(fd, addr, len, flags);
+    } else {
+        const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
+        const socklen_t given = len ? *len : 0;
+        r = static_cast<int>(until_ready(fd, false, deadline, [&] {
+            if (len) *len = given;
+            return nonblocking_once(fd, [&] { return sys::accept4(fd, addr, len, flags); });
+        }));
+    }
+    if (r >= 0) record(r, is_socket | pollable | is_stream | ((flags & SOCK_NONBLOCK) ? user_nonblock : none));
+    return r;
+}
+
+int accept(int fd, sockaddr* __restrict addr, socklen_t* __restrict len) { return accept4(fd, addr, len, 0); }
+
+int poll(pollfd* fds, nfds_t n, int timeout_ms) {
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || timeout_ms == 0)
+        return sys::poll(fds, n, timeout_ms);
+    // Look first, without waiting: a zero-timeout check never yields.
+    const int ready = sys::poll(fds, n, 0);
+    if (ready != 0) return ready;
+    wait_for_any(fds, n, timeout_ms);
+    return sys::poll(fds, n, 0);
+}
+
+int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __restrict ex, timeval* __restrict timeout) {
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() ||
+        (timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0) || nfds < 0 || nfds > FD_SETSIZE)
+        return sys::select(nfds, rd, wr, ex, timeout);
+    std::vector<pollfd> fds;
+    for (int fd = 0; fd < nfds; ++fd) {
+        short events = 0;
+        if (rd && FD_ISSET(fd, rd)) events |= POLLIN;
+        if (wr && FD_ISSET(fd, wr)) events |= POLLOUT;
+        if (ex && FD_ISSET(fd, ex)) events |= POLLPRI;
+        if (events) fds.push_back(pollfd{fd, events, 0});
+    }
+    timeval zero{0, 0};
+    fd_set r0, w0, e0;
+    auto probe = [&] {
+        if (rd) r0 = *rd;
+        if (wr) w0 = *wr;
+        if (ex) e0 = *ex;
+        return sys::select(nfds, rd ? &r0 : nullptr, wr ? &w0 : nullptr, ex ? &e0 : nullptr, &zero);
+    };
+    int ready = probe();
+    if (ready == 0) {
+        const std::int64_t start = now_ns();
+        int timeout_ms = -1;
+        if (timeout) {
+            if (timeout->tv_sec < 0 || timeout->tv_usec < 0) {
+                errno = EINVAL;
+                return -1;
+            }
+            timeout_ms = static_cast<int>((timeval_ns(*timeout) + 999'999) / 1'000'000);
+        }
+        wait_for_any(fds.data(), fds.size(), timeout_ms);
+        ready = probe();
+        if (timeout) {  // Linux's select leaves the time not slept in *timeout
+            std::int64_t left = timeval_ns(*timeout) - (now_ns() - start);
+            if (left < 0) left = 0;
+            timeout->tv_sec = left / 1'000'000'000;
+            timeout->tv_usec = (left % 1'000'000'000) / 1000;
+        }
+    }
+    if (ready >= 0) {
+        if (rd) *rd = r0;
+        if (wr) *wr = w0;
+        if (ex) *ex = e0;
+    }
+    return ready;
+}
+
+int close(int fd) {
+    // Waiters on fd (in this thread's hub) wake with EBADF before the number can be reused, and
+    // the hub's epoll registration goes first (epoll would drop it silently otherwise).
+    if (patched_for(green::monkey::patch::socket)) green::cancel_wait(fd);
+    forget_fd_info(fd);
+    return sys::close(fd);
+}
+
+int socket(int domain, int type, int protocol) noexcept {
+    const int fd = sys::socket(domain, type, protocol);
+    if (fd >= 0)
+        record(fd, is_socket | pollable | (((type & 0xf) == SOCK_STREAM) ? is_stream : none) |
+                       ((type & SOCK_NONBLOCK) ? user_nonblock : none));
+    return fd;
+}
+
+int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+    static std::atomic<int (*)(int, int, int, int*)> real{nullptr};
+    auto* f = real.load();
+    if (!f) {
+        f = reinterpret_cast<int (*)(int, int, int, int*)>(dlsym(RTLD_NEXT, "socketpair"));
+        real.store(f);
+    }
+    const int r = f ? f(domain, type, protocol, fds) : static_cast<int>(syscall(SYS_socketpair, domain, type, protocol, fds));
+    if (r == 0) {
+        const std::uint32_t bits = is_socket | pollable | (((type & 0xf) == SOCK_STREAM) ? is_stream : none) |
+                                   ((type & SOCK_NONBLOCK) ? user_nonblock : none);
+        record(fds[0], bits);
+        record(fds[1], bits);
+    }
+    return r;
+}
+
+int pipe2(int fds[2], int flags) noexcept {
+    const int r = static_cast<int>(syscall(SYS_pipe2, fds, flags));
+    if (r == 0) {
+        const std::uint32_t bits = pollable | is_stream | ((flags & O_NONBLOCK) ? user_nonblock : none);
+        record(fds[0], bits);
+        record(fds[1], bits);
+    }
+    return r;
+}
+
+int pipe(int fds[2]) noexcept { return pipe2(fds, 0); }
+
+int dup(int fd) noexcept {
+    const int r = static_cast<int>(syscall(SYS_dup, fd));
+    if (r >= 0) copy_entry(fd, r);
+    return r;
+}
+
+int dup3(int from, int to, int flags) noexcept {
+    if (from != to) {
+        green::cancel_wait(to);  // `to` is closed first if open
+        forget_fd_info(to);
+    }
+    const int r = static_cast<int>(syscall(SYS_dup3, from, to, flags));
+    if (r >= 0) copy_entry(from, r);
+    return r;
+}
+
+int dup2(int from, int to) noexcept {
+    if (from == to) return fcntl(from, F_GETFD) < 0 ? -1 : to;
+    return dup3(from, to, 0);
+}
+
+int fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    const long arg = va_arg(ap, long);  // int or pointer: both fit a long on Linux ABIs
+    va_end(ap);
+    const int r = sys::fcntl(fd, cmd, arg);
+    if (r >= 0) {
+        if (cmd == F_SETFL) set_user_nonblock(fd, arg & O_NONBLOCK);
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) copy_entry(fd, r);
+    }
+    return r;
+}
+
+int ioctl(int fd, unsigned long request, ...) noexcept {
+    va_list ap;
+    va_start(ap, request);
+    void* arg = va_arg(ap, void*);
+    va_end(ap);
+    const int r = static_cast<int>(syscall(SYS_ioctl, fd, request, arg));
+    if (r == 0 && request == FIONBIO && arg) set_user_nonblock(fd, *static_cast<int*>(arg) != 0);
+    return r;
+}
+
+int setsockopt(int fd, int level, int name, const void* value, socklen_t len) noexcept {
+    const int r = static_cast<int>(syscall(SYS_setsockopt, fd, level, name, value, len));
+    if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && len >= sizeof(timeval)) {
+        if (fd_info* info = table().at(fd)) {
+            if (!(info->bits.load(std::memory_order_relaxed) & known)) describe(fd, *info);
+            const std::int64_t ns = timeval_ns(*static_cast<const timeval*>(value));
+            (name == SO_RCVTIMEO ? info->recv_timeout_ns : info->send_timeout_ns).store(ns, std::memory_order_relaxed);
+        }
+    }
+    return r;
+}
+
+[[noreturn]] void __chk_fail(void);
+
+// _FORTIFY_SOURCE builds (Debian's libraries) call these checked variants when the buffer's
+// size is known at compile time.
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+    if (n > buflen) __chk_fail();
+    return read(fd, buf, n);
+}
+
+ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+    if (n > buflen) __chk_fail();
+    return recv(fd, buf, n, flags);
+}
+
+ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, sockaddr* from, socklen_t* len) {
+    if (n > buflen) __chk_fail();
+    return recvfrom(fd, buf, n, flags, from, len);
+}
+
+int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
+    if (fdslen / sizeof(pollfd) < n) __chk_fail();
+    return poll(fds, n, timeout);
+}
+
+}  // extern "C"
+
+// ---- name resolution: glibc's resolver does its own I/O out of reach of the hooks, so the
+// real functions run on another thread while the greenlet waits (gevent's thread resolver).
+
+namespace {
+
+template <class F>
+F real_function(std::atomic<F>& slot, const char* name) {
+    F f = slot.load(std::memory_order_acquire);
+    if (!f) {
+        f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+        slot.store(f, std::memory_order_release);
+    }
+    return f;
+}
+
+bool resolve_cooperatively(const char* host) {
+    if (!patched_for(green::monkey::patch::dns) || !may_wait_here()) return false;
+    // A numeric address is parsed, not looked up: no need for another thread.
+    unsigned char buf[sizeof(in6_addr)];
+    return !host || (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1);
+}
+
+}  // namespace
+
+extern "C" {
+
+int getaddrinfo(const char* __restrict node, const char* __restrict service, const addrinfo* __restrict hints,
+                addrinfo** __restrict result) {
+    static std::atomic<int (*)(const char*, const char*, const addrinfo*, addrinfo**)> slot{nullptr};
+    auto* real = real_function(slot, "getaddrinfo");
+    if (!real) return EAI_SYSTEM;
+    if (!resolve_cooperatively(node)) return real(node, service, hints, result);
+    struct call {
+        std::string node, service;
+        bool has_node, has_service, has_hints;
+        addrinfo hints{};
+        int rc = EAI_SYSTEM;
+        int error = 0;
+        addrinfo* result = nullptr;
+    };
+    auto c = std::make_shared<call>();
+    c->has_node = node != nullptr;
+    c->has_service = service != nullptr;
+    c->has_hints = hints != nullptr;
+    if (node) c->node = node;
+    if (service) c->service = service;
+    if (hints) {
+        c->hints.ai_flags = hints->ai_flags;
+        c->hints.ai_family = hints->ai_family;
+        c->hints.ai_socktype = hints->ai_socktype;
+        c->hints.ai_protocol = hints->ai_protocol;
+    }
+    offload([c, real] {
+        c->rc = real(c->has_node ? c->node.c_str() : nullptr, c->has_service ? c->service.c_str() : nullptr,
+                     c->has_hints ? &c->hints : nullptr, &c->result);
+        c->error = errno;
+    });
+    *result = c->result;
+    errno = c->error;
+    return c->rc;
+}
+
+int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __restrict host, socklen_t hostlen,
+                char* __restrict serv, socklen_t servlen, int flags) {
+    static std::atomic<int (*)(const sockaddr*, socklen_t, char*, socklen_t, char*, socklen_t, int)> slot{nullptr};
+    auto* real = real_function(slot, "getnameinfo");
+    if (!real) return EAI_SYSTEM;
+    if (!patched_for(green::monkey::patch::dns) || !may_wait_here() || (flags & NI_NUMERICHOST))
+        return real(addr, addrlen, host, hostlen, serv, servlen, flags);
+    struct call {
+        sockaddr_storage addr{};
+        socklen_t addrlen = 0;
+        std::string host, serv;
+        int rc = EAI_SYSTEM;
+        int error = 0;
+    };
+    auto c = std::make_shared<call>();
+    std::memcpy(&c->addr, addr, std::min<std::size_t>(addrlen, sizeof c->addr));
+    c->addrlen = addrlen;
+    c->host.assign(hostlen, '\0');
+    c->serv.assign(servlen, '\0');
+    offload([c, real, hostlen, servlen, flags] {
+        c->rc = real(reinterpret_cast<sockaddr*>(&c->addr), c->addrlen, hostlen ? c->host.data() : nullptr, hostlen,
+                     servlen ? c->serv.data() : nullptr, servlen, flags);
+        c->error = errno;
+    });
+    if (host && hostlen) std::memcpy(host, c->host.data(), hostlen);
+    if (serv && servlen) std::memcpy(serv, c->serv.data(), servlen);
+    errno = c->error;
+    return c->rc;
+}
+
+int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* __restrict buf, size_t buflen,
+                    hostent** __restrict result, int* __restrict h_errnop) {
+    static std::atomic<int (*)(const char*, hostent*, char*, size_t, hostent**, int*)> slot{nullptr};
+    auto* real = real_function(slot, "gethostbyname_r");
+    if (!real) return ENOSYS;
+    if (!resolve_cooperatively(name)) return real(name, ret, buf, buflen, result, h_errnop);
+    // The entry points into buf, which the caller owns: the worker writes into a private copy
+    // and the pointers are moved over afterwards.
+    struct call {
+        std::string name;
+        hostent entry{};
+        std::vector<char> buffer;
+        hostent* found = nullptr;
+        int herr = 0;
+        int rc = 0;
+    };
+    auto c = std::make_shared<call>();
+    c->name = name;
+    c->buffer.resize(buflen);
+    offload([c, real] { c->rc = real(c->name.c_str(), &c->entry, c->buffer.data(), c->buffer.size(), &c->found, &c->herr); });
+    *h_errnop = c->herr;
+    if (c->rc != 0 || !c->found) {
+        *result = nullptr;
+        return c->rc;
+    }
+    std::memcpy(buf, c->buffer.data(), buflen);
+    const std::ptrdiff_t shift = buf - c->buffer.data();
+    auto moved = [&](char* p) { return p ? p + shift : nullptr; };
+    auto moved_list = [&](char** list) { return reinterpret_cast<char**>(moved(reinterpret_cast<char*>(list))); };
+    *ret = c->entry;
+    ret->h_name = moved(c->entry.h_name);
+    ret->h_aliases = moved_list(c->entry.h_aliases);
+    ret->h_addr_list = moved_list(c->entry.h_addr_list);
+    for (char** p = ret->h_aliases; p && *p; ++p) *p = moved(*p);
+    for (char** p = ret->h_addr_list; p && *p; ++p) *p = moved(*p);
+    *result = ret;
+    return 0;
+}
+
+hostent* gethostbyname(const char* name) {
+    // As glibc's: one static result per thread (glibc's own is per process and not thread-safe).
+    thread_local hostent entry;
+    thread_local std::vector<char> buffer(8192);
+    hostent* result = nullptr;
+    int herr = 0;
+    for (;;) {
+        int rc = gethostbyname_r(name, &entry, buffer.data(), buffer.size(), &result, &herr);
+        if (rc == ERANGE && buffer.size() < (1u << 20)) {
+            buffer.resize(buffer.size() * 2);
+            continue;
+        }
+        break;
+    }
+    h_errno = herr;
+    return result;
+}
+
+}  // extern "C"
