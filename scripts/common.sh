@@ -2,7 +2,7 @@
 # missing) and configures/builds a CMake tree. Source it; don't run it.
 
 # The packages every build needs; scripts add their own.
-GREEN_PACKAGES=(g++ make cmake libboost-context-dev doctest-dev valgrind)
+GREEN_PACKAGES=(g++ make cmake libboost-context-dev doctest-dev valgrind libcurl4-openssl-dev)
 
 green_install() {
     local missing=()
