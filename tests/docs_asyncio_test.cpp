@@ -75,7 +75,7 @@ TEST_CASE("create_task is spawn") {
         log.push_back("task runs");
         return 42;
     });
-    log.push_back("spawned");    // the task has not run yet: it starts when this greenlet waits
+    log.push_back("spawned");      // the task has not run yet: it starts when this greenlet waits
     bool done_before = t.ready();  // t.done(): false
     int result = t.get();          // await t: 42
     bool done_after = t.ready();   // true
@@ -101,7 +101,7 @@ TEST_CASE("gather with return_exceptions") {
     // [doc: gather-exceptions]
     auto ok = green::spawn(fetch, "ok", 10ms);
     auto bad = green::spawn([]() -> std::string { throw std::runtime_error("no route"); });
-    green::joinall({ok, bad});              // gather(ok, bad, return_exceptions=True): never raises
+    green::joinall({ok, bad});                   // gather(ok, bad, return_exceptions=True): never raises
     std::exception_ptr error = bad.exception();  // the failure; ok.exception() is null
     std::string value = ok.get();                // "ok"; bad.get() would rethrow "no route"
     // [/doc]
