@@ -3,8 +3,8 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,15 +15,25 @@ struct result {
     double median, min, max;  // nanoseconds per operation
 };
 
-// Times `body(n)` (which performs n operations) `repetitions` times; returns ns/op.
-inline result measure(std::size_t n, int repetitions, const std::function<void(std::size_t)>& body) {
+// Nanoseconds on `clock` (a clock_gettime clock id).
+inline double clock_ns(clockid_t clock) {
+    timespec ts;
+    clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// Times `body(n)` (which performs n operations) `repetitions` times; returns ns/op. Wall time
+// by default; CLOCK_PROCESS_CPUTIME_ID counts only the CPU spent, not time spent asleep (for
+// work that mostly waits on timers).
+inline result measure(std::size_t n, int repetitions, const std::function<void(std::size_t)>& body,
+                      clockid_t clock = CLOCK_MONOTONIC) {
     body(n / 10 + 1);  // warm up: caches, pooled stacks, lazily created state
     std::vector<double> samples;
     for (int r = 0; r < repetitions; ++r) {
-        auto t0 = std::chrono::steady_clock::now();
+        const double t0 = clock_ns(clock);
         body(n);
-        auto t1 = std::chrono::steady_clock::now();
-        samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(n));
+        const double t1 = clock_ns(clock);
+        samples.push_back((t1 - t0) / static_cast<double>(n));
     }
     std::sort(samples.begin(), samples.end());
     return {samples[samples.size() / 2], samples.front(), samples.back()};
@@ -35,6 +45,13 @@ inline void print(const std::string& name, const result& r) {
 
 inline void print_ratio(const std::string& what, const result& ours, const result& peer) {
     std::printf("  %-44s %9.2fx\n", what.c_str(), ours.median / peer.median);
+}
+
+// The ratio of medians, and which side is faster by how much.
+inline void print_comparison(const std::string& what, const result& ours, const result& peer) {
+    const double ratio = ours.median / peer.median;
+    std::printf("  %-44s %9.2fx  (%s %.1fx %s)\n", what.c_str(), ratio, "green", ratio <= 1 ? 1 / ratio : ratio,
+                ratio <= 1 ? "faster" : "slower");
 }
 
 }  // namespace bench

@@ -3,6 +3,8 @@
 
 # The packages every build needs; scripts add their own.
 GREEN_PACKAGES=(g++ make cmake libboost-context-dev doctest-dev valgrind libcurl4-openssl-dev)
+# What the benchmarks measure green against: for the scripts that build bench/.
+GREEN_BENCH_PACKAGES=(libboost-fiber-dev)
 
 green_install() {
     local missing=()

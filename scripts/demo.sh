@@ -14,3 +14,5 @@ run() {
 
 run greenlet_switch "two greenlets switching explicitly (1 3 2 4)"
 run greenlet_eat_play "values passed on the first switch"
+run gevent_eat_play "the hub switches on green::sleep: about 2 s, not 3"
+run sync_vs_async "ten 0.5 s tasks, called in turn then spawned"
