@@ -28,7 +28,7 @@ std::int64_t coarse_now_ns() noexcept {
 // ---- timer heap -------------------------------------------------------------------------
 
 void timer_heap::push(timer_node* t) {
-    heap_.push_back(t);
+    heap_.push_back(entry{t->deadline, t->sequence, t});
     t->index = heap_.size() - 1;
     if (t->ref) ++refs_;
     sift_up(t->index);
@@ -36,10 +36,10 @@ void timer_heap::push(timer_node* t) {
 
 void timer_heap::remove(timer_node* t) noexcept {
     std::size_t i = t->index;
-    if (i >= heap_.size() || heap_[i] != t) return;
+    if (i >= heap_.size() || heap_[i].node != t) return;
     if (t->ref) --refs_;
     t->index = static_cast<std::size_t>(-1);
-    timer_node* last = heap_.back();
+    entry last = heap_.back();
     heap_.pop_back();
     if (i == heap_.size()) return;
     place(i, last);
@@ -50,18 +50,18 @@ void timer_heap::remove(timer_node* t) noexcept {
 }
 
 void timer_heap::sift_up(std::size_t i) noexcept {
-    timer_node* t = heap_[i];
+    entry e = heap_[i];
     while (i > 0) {
         std::size_t parent = (i - 1) / 4;
-        if (!before(t, heap_[parent])) break;
+        if (!before(e, heap_[parent])) break;
         place(i, heap_[parent]);
         i = parent;
     }
-    place(i, t);
+    place(i, e);
 }
 
 void timer_heap::sift_down(std::size_t i) noexcept {
-    timer_node* t = heap_[i];
+    entry e = heap_[i];
     const std::size_t n = heap_.size();
     for (;;) {
         std::size_t first = 4 * i + 1;
@@ -69,11 +69,11 @@ void timer_heap::sift_down(std::size_t i) noexcept {
         std::size_t best = first;
         for (std::size_t c = first + 1; c < first + 4 && c < n; ++c)
             if (before(heap_[c], heap_[best])) best = c;
-        if (!before(heap_[best], t)) break;
+        if (!before(heap_[best], e)) break;
         place(i, heap_[best]);
         i = best;
     }
-    place(i, t);
+    place(i, e);
 }
 
 // ---- poller -----------------------------------------------------------------------------

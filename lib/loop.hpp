@@ -17,27 +17,34 @@ namespace green::detail {
 std::int64_t now_ns() noexcept;
 std::int64_t coarse_now_ns() noexcept;
 
-// A 4-ary min-heap of timer_node*, ordered by (deadline, sequence).
+// A 4-ary min-heap of timers ordered by (deadline, sequence). Each entry carries its own copy
+// of the ordering key (libev's EV_HEAP_CACHE_AT): the nodes live on sleeping greenlets' stacks,
+// all over memory, and sifting through pointers to them missed the cache at every level.
 class timer_heap {
 public:
     bool empty() const noexcept { return heap_.empty(); }
     std::size_t size() const noexcept { return heap_.size(); }
-    timer_node* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
+    timer_node* top() const noexcept { return heap_.empty() ? nullptr : heap_.front().node; }
     void push(timer_node* t);
     void remove(timer_node* t) noexcept;
     std::size_t ref_count() const noexcept { return refs_; }
 
 private:
-    static bool before(const timer_node* a, const timer_node* b) noexcept {
-        return a->deadline < b->deadline || (a->deadline == b->deadline && a->sequence < b->sequence);
+    struct entry {
+        std::int64_t deadline;
+        std::uint64_t sequence;
+        timer_node* node;
+    };
+    static bool before(const entry& a, const entry& b) noexcept {
+        return a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence);
     }
-    void place(std::size_t i, timer_node* t) noexcept {
-        heap_[i] = t;
-        t->index = i;
+    void place(std::size_t i, const entry& e) noexcept {
+        heap_[i] = e;
+        e.node->index = i;
     }
     void sift_up(std::size_t i) noexcept;
     void sift_down(std::size_t i) noexcept;
-    std::vector<timer_node*> heap_;
+    std::vector<entry> heap_;
     std::size_t refs_ = 0;
 };
 

@@ -5,7 +5,6 @@
 
 #include <green/stack.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -209,22 +208,28 @@ bool stack_region::canary_intact() const noexcept {
 
 stack_pool::~stack_pool() {
     for (auto& c : classes_) {
-        for (auto& s : c.free) {
-            unmap(s);
-            pooled_count.fetch_sub(1, std::memory_order_relaxed);
+        for (auto* list : {&c.guarded, &c.unguarded}) {
+            for (auto& s : *list) {
+                unmap(s);
+                pooled_count.fetch_sub(1, std::memory_order_relaxed);
+            }
         }
     }
 }
 
+stack_pool::size_class& stack_pool::class_for(std::size_t size) {
+    for (auto& c : classes_)
+        if (c.size == size) return c;
+    classes_.push_back(size_class{size, {}, {}});
+    return classes_.back();
+}
+
 stack_region stack_pool::acquire(std::size_t size) {
-    for (auto& c : classes_) {
-        if (c.size != size || c.free.empty()) continue;
-        // Prefer a guarded stack when the pool holds both kinds.
-        auto it = std::find_if(c.free.rbegin(), c.free.rend(), [](const stack_region& s) { return s.guarded; });
-        auto pick = it != c.free.rend() ? std::prev(it.base()) : std::prev(c.free.end());
-        stack_region s = *pick;
-        *pick = c.free.back();
-        c.free.pop_back();
+    size_class& c = class_for(size);
+    auto& list = !c.guarded.empty() ? c.guarded : c.unguarded;
+    if (!list.empty()) {
+        stack_region s = list.back();
+        list.pop_back();
         pooled_count.fetch_sub(1, std::memory_order_relaxed);
 #if GREEN_ASAN
         // Poison left by frames of the stack's previous greenlet would trip the next one.
@@ -245,29 +250,17 @@ stack_region stack_pool::acquire(std::size_t size) {
 void stack_pool::release(stack_region& stack) noexcept {
     if (!stack) return;
     count_in_use(stack, -1);
-    for (auto& c : classes_) {
-        if (c.size == stack.size) {
-            if (c.free.size() < max_pooled_per_thread) {
-                try {
-                    c.free.push_back(stack);
-                    pooled_count.fetch_add(1, std::memory_order_relaxed);
-                    stack = stack_region{};
-                    return;
-                } catch (...) {
-                }
-            }
-            unmap(stack);
+    try {
+        size_class& c = class_for(stack.size);
+        if (c.count() < max_pooled_per_thread) {
+            (stack.guarded ? c.guarded : c.unguarded).push_back(stack);
+            pooled_count.fetch_add(1, std::memory_order_relaxed);
+            stack = stack_region{};
             return;
         }
-    }
-    try {
-        classes_.push_back(size_class{stack.size, {}});
-        classes_.back().free.push_back(stack);
-        pooled_count.fetch_add(1, std::memory_order_relaxed);
-        stack = stack_region{};
     } catch (...) {
-        unmap(stack);
     }
+    unmap(stack);
 }
 
 std::size_t round_stack_size(std::size_t bytes) noexcept {
