@@ -477,6 +477,7 @@ void teardown(thread_state* ts) noexcept {
     run_pending_kills(ts);
     release_signal_stack(ts->signal_stack);
     greenlet_impl* main = ts->main;
+    ts->objects.drain();  // from here on, objects freed by this thread go straight to free()
     ts->main = nullptr;
     ts->current = nullptr;
     tls_core = nullptr;
@@ -511,6 +512,20 @@ void run_pending_kills(thread_state* ts) {
     }
 }
 
+// Sanitizer builds skip the cache: a cached block would hide a use after free from ASan.
+void* allocate_small(std::size_t size) {
+    thread_state* ts = this_thread();
+    return ts && !sanitized_build ? ts->objects.allocate(size) : ::operator new(size);
+}
+
+void free_small(void* p, std::size_t size) noexcept {
+    thread_state* ts = this_thread();
+    if (ts && !sanitized_build)
+        ts->objects.deallocate(p, size);
+    else
+        ::operator delete(p);
+}
+
 void throw_run_arity(std::size_t expected, std::size_t given) {
     throw type_error("run() takes " + std::to_string(expected) + (expected == 1 ? " argument" : " arguments") +
                      " but " + std::to_string(given) + (given == 1 ? " was" : " were") + " given");
@@ -541,6 +556,15 @@ greenlet_core* create_borrowing(run_base* run, greenlet_core* parent, greenlet_o
     greenlet_impl* g = new_greenlet(parent, options);
     g->run.borrow(run);
     return g;
+}
+
+void start_greenlet(greenlet_core* g) {
+    thread_state* ts = this_thread();
+    greenlet_impl* target = impl(g);
+    prepare_start(ts, target);
+    if (GREEN_UNLIKELY(ts->tracing)) call_tracer(ts, current_impl(ts), target, false);
+    switch_stack(ts, current_impl(ts), target);
+    take_delivery(ts);
 }
 
 void clear_run(greenlet_core* g) noexcept {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "context.hpp"
+#include "small_cache.hpp"
 #include "stack_pool.hpp"
 
 #include <green/greenlet.hpp>
@@ -72,6 +73,8 @@ struct greenlet_impl : greenlet_core {
     std::unique_ptr<greenlet_extension> extension;
 
     lifecycle life() const noexcept { return state.load(std::memory_order_relaxed); }
+    static void* operator new(std::size_t size) { return allocate_small(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { free_small(p, size); }
     thread_state* owner_state() const noexcept;
 };
 
@@ -94,6 +97,7 @@ struct thread_state : thread_core {
 
     greenlet_impl* live_head = nullptr;
     std::optional<stack_pool> stacks;
+    small_cache objects;
     void* signal_stack = nullptr;
 
     // Layer 2 hangs the thread's hub here; destroyed before the greenlets are torn down.
@@ -118,5 +122,8 @@ void run_pending_kills(thread_state* ts);
 greenlet_core* create_borrowing(run_base* run, greenlet_core* parent, greenlet_options options);
 // Drops an unstarted greenlet's run function (switching to it then reports it has none).
 void clear_run(greenlet_core* g) noexcept;
+// Starts g, an unstarted greenlet of this thread with a run function and no arguments, from
+// the current greenlet: switch_to() without the walk and the checks (the hub's task starts).
+void start_greenlet(greenlet_core* g);
 
 }  // namespace green::detail

@@ -351,9 +351,8 @@ void hub_impl::shutdown() noexcept {
 // ---- waiting ----------------------------------------------------------------------------
 
 bool in_hub() noexcept {
-    thread_state* ts = existing_state();
-    hub_impl* h = ts ? hub_of(ts) : nullptr;
-    return h && ts->current == h->hub_core;
+    const thread_core* tc = tls_core;
+    return tc && tc->hub && tc->current == tc->hub;
 }
 
 void forbid_in_hub(const char* what) {
@@ -470,8 +469,7 @@ void link_source::fire_links(callback& cb) {
 bool wait_ready(link_source& source, std::optional<duration> timeout, const char* what) {
     check_timeout(timeout, what);
     if (source.ready()) return true;
-    forbid_in_hub(what);
-    link_waiter lw;
+    link_waiter lw;  // block() refuses to wait in the hub; the link then unlinks itself
     lw.w.what = what;
     source.rawlink(lw);
     return block(lw.w, timeout);

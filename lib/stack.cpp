@@ -218,9 +218,15 @@ stack_pool::~stack_pool() {
 }
 
 stack_pool::size_class& stack_pool::class_for(std::size_t size) {
-    for (auto& c : classes_)
-        if (c.size == size) return c;
+    if (last_class_ < classes_.size() && classes_[last_class_].size == size) return classes_[last_class_];
+    for (std::size_t i = 0; i < classes_.size(); ++i) {
+        if (classes_[i].size == size) {
+            last_class_ = i;
+            return classes_[i];
+        }
+    }
     classes_.push_back(size_class{size, {}, {}});
+    last_class_ = classes_.size() - 1;
     return classes_.back();
 }
 

@@ -52,6 +52,7 @@ private:
     };
     size_class& class_for(std::size_t size);
     std::vector<size_class> classes_;
+    std::size_t last_class_ = 0;  // nearly every greenlet of a thread has the same stack size
 };
 
 // Rounds a requested size up to whole pages, at least the minimum stack size.

@@ -80,18 +80,19 @@ void task_core::start_later(duration delay) {
 void task_core::on_start(callback& cb) {
     task_core* t = static_cast<start_callback&>(cb).task;
     t->phase_ = phase::running;
-    switch_to(t->greenlet_.native());
+    start_greenlet(t->greenlet_.native());
 }
 
 void task_core::on_start_timer(timer_node& timer) {
     task_core* t = static_cast<start_timer&>(timer).task;
     t->phase_ = phase::running;
-    switch_to(t->greenlet_.native());
+    start_greenlet(t->greenlet_.native());
 }
 
 // Runs in the task's greenlet.
 void task_core::body() noexcept {
-    ref_ptr<task_core> self(this);  // takes over the reference of the start
+    // The start's reference is ours now; finish() may hand it on to the link notification.
+    body_ref_ = true;
     outcome kind;
     std::exception_ptr error;
     try {
@@ -105,6 +106,10 @@ void task_core::body() noexcept {
         error = std::current_exception();
     }
     finish(kind, std::move(error));
+    if (body_ref_) {
+        body_ref_ = false;
+        release();
+    }
 }
 
 void task_core::finish(outcome kind, std::exception_ptr error) noexcept {
