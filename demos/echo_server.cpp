@@ -17,17 +17,17 @@
 
 namespace {
 
-void log(const green::endpoint& peer, const char* what) {
+void log_peer(const green::endpoint& peer, const char* what) {
     std::printf("%s %s\n", peer.to_string().c_str(), what);
     std::fflush(stdout);  // shown at once even when stdout is a pipe
 }
 
 // Echoes until the client closes its side.
 void echo(green::socket& conn, const green::endpoint& peer, bool verbose) {
-    if (verbose) log(peer, "connected");
+    if (verbose) log_peer(peer, "connected");
     char buf[4096];
     for (std::size_t n; (n = conn.recv(buf, sizeof buf)) > 0;) conn.sendall(buf, n);
-    if (verbose) log(peer, "closed");
+    if (verbose) log_peer(peer, "closed");
 }
 
 // A client: sends one line, returns what came back up to the newline.
