@@ -1,5 +1,6 @@
 // Guard-paged, pooled greenlet stacks; the map-count fallback; the stack overflow handler.
 #include "stack_pool.hpp"
+#include "sys.hpp"
 
 #include "sanitizers.hpp"
 
@@ -11,7 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <fcntl.h>
 #include <mutex>
 #include <string>
 #include <sys/mman.h>
@@ -49,17 +50,30 @@ std::once_flag handler_once;
 
 thread_local std::size_t thread_stack_size = 0;
 
+// Counts the lines of a /proc file with plain system calls: this can run with no file
+// descriptor to spare (it then reports nothing, and the budget assumes an empty process).
 std::size_t count_lines(const char* path) {
-    std::ifstream in(path);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
     std::size_t n = 0;
-    std::string line;
-    while (std::getline(in, line)) ++n;
+    char buf[4096];
+    for (ssize_t got; (got = sys::read(fd, buf, sizeof buf)) > 0;)
+        for (ssize_t i = 0; i < got; ++i) n += buf[i] == '\n';
+    sys::close(fd);
     return n;
 }
 
+std::size_t read_number(const char* path, std::size_t fallback) {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fallback;
+    char buf[32] = {};
+    const ssize_t got = sys::read(fd, buf, sizeof buf - 1);
+    sys::close(fd);
+    return got > 0 ? std::strtoull(buf, nullptr, 10) : fallback;
+}
+
 std::size_t compute_budget() {
-    std::size_t max_maps = 65530;
-    if (std::ifstream in("/proc/sys/vm/max_map_count"); in) in >> max_maps;
+    const std::size_t max_maps = read_number("/proc/sys/vm/max_map_count", 65530);
     const std::size_t used = count_lines("/proc/self/maps");
     const std::size_t reserved = used + map_count_headroom;
     return max_maps > reserved ? (max_maps - reserved) / 2 : 0;  // guard + stack: two mappings
@@ -205,6 +219,10 @@ bool stack_region::canary_intact() const noexcept {
         if (words[i] != canary_word) return false;
     return true;
 }
+
+// The map-count budget is read when a thread first gets a pool, not when it first needs a
+// guarded stack: that can be at a moment the process has no file descriptor left.
+stack_pool::stack_pool() { budget(); }
 
 stack_pool::~stack_pool() {
     for (auto& c : classes_) {

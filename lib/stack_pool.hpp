@@ -31,7 +31,7 @@ struct stack_region {
 // needs no locking; its destructor unmaps what it still holds.
 class stack_pool {
 public:
-    stack_pool() = default;
+    stack_pool();
     stack_pool(const stack_pool&) = delete;
     stack_pool& operator=(const stack_pool&) = delete;
     ~stack_pool();
