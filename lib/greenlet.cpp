@@ -217,6 +217,7 @@ void run_to_completion(thread_state* ts, greenlet_impl* self) noexcept {
         self->run.reset();
     } catch (...) {
     }
+    self->destroy_locals();
     ts->in_flight = std::move(outcome);
 }
 
@@ -345,6 +346,7 @@ void destroy(greenlet_impl* g) noexcept {
     while (g) {
         thread_state* ts = this_thread();
         unlink_live(g->owner == ts ? ts : nullptr, g);
+        g->destroy_locals();
         try {
             g->run.reset();
             g->extension.reset();
@@ -472,6 +474,7 @@ void teardown(thread_state* ts) noexcept {
     ts->in_flight = message{};
     ts->tracer = nullptr;
     ts->tracing = false;
+    ts->main->destroy_locals();
     ts->main->state.store(lifecycle::dead, std::memory_order_relaxed);
     ts->exited.store(true);
     run_pending_kills(ts);

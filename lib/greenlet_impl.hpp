@@ -72,6 +72,21 @@ struct greenlet_impl : greenlet_core {
     greenlet_impl* live_next = nullptr;
     std::unique_ptr<greenlet_extension> extension;
 
+    // green::local values: made on first use in this greenlet, destroyed when it finishes.
+    struct local_value {
+        std::uint64_t key;
+        void* value;
+        void (*destroy)(void*) noexcept;
+    };
+    std::vector<local_value> locals;
+    void destroy_locals() noexcept {
+        while (!locals.empty()) {  // a destructor may use (or make) other locals
+            local_value v = locals.back();
+            locals.pop_back();
+            v.destroy(v.value);
+        }
+    }
+
     lifecycle life() const noexcept { return state.load(std::memory_order_relaxed); }
     static void* operator new(std::size_t size) { return allocate_small(size); }
     static void operator delete(void* p, std::size_t size) noexcept { free_small(p, size); }

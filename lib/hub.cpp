@@ -112,6 +112,15 @@ void hub_impl::loop() {
                 else
                     callbacks_since_poll = 0;  // look at the clock again 50 callbacks later
             }
+        } else if (!idlers.empty()) {
+            // Someone waits for idleness: look at I/O and timers without blocking, and if that
+            // queues nothing either, the hub is idle.
+            poll_once(0);
+            if (pending.empty()) {
+                list_head now;
+                now.splice_back(idlers);
+                while (list_node* n = now.pop_front()) wake_now(*static_cast<waiter_node*>(n)->owner);
+            }
         } else if (!alive()) {
             if (!idle_waiters.empty()) {
                 // Only those waiting when the loop went idle: a woken one may wait again.
@@ -568,5 +577,15 @@ void sleep(duration d, bool keep_alive) {
 }
 
 bool wait(std::optional<duration> timeout) { return get_hub().join(timeout); }
+
+void idle() {
+    hub_impl& h = this_hub();
+    waiter w;
+    w.what = "idle";
+    waiter_node node;
+    node.owner = &w;
+    h.idlers.push_back(node);
+    block(w);
+}
 
 }  // namespace green

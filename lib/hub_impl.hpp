@@ -47,7 +47,8 @@ public:
     std::atomic<std::size_t> external_refs{0};  // e.g. threadpool jobs whose result is awaited
 
     list_head blocked;     // waiters, for loop_exit's message
-    list_head idle_waiters;  // hub::join()
+    list_head idle_waiters;  // hub::join(): the loop has nothing left at all
+    list_head idlers;        // idle(): nothing to do right now
     list_head live_tasks;  // started or scheduled tasks, killed at thread exit
     std::uint64_t task_counter = 0;
     error_handler on_error;

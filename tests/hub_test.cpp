@@ -353,3 +353,21 @@ TEST_CASE("at thread exit the hub kills what still runs and every stack unwinds"
     CHECK(counted::alive == 0);
     CHECK(got_exit);
 }
+
+TEST_CASE("idle() waits until nothing else is ready; pending timers do not count") {
+    std::vector<std::string> trace;
+    auto busy = green::spawn([&] {
+        for (int i = 0; i < 3; ++i) {
+            trace.push_back("busy");
+            green::sleep();
+        }
+    });
+    auto later = green::spawn([&] {
+        green::sleep(1h);  // armed, not due: does not keep idle() waiting
+    });
+    green::idle();
+    trace.push_back("idle");
+    CHECK(trace == std::vector<std::string>{"busy", "busy", "busy", "idle"});
+    later.kill();
+    busy.join();
+}

@@ -326,6 +326,10 @@ inline void sleep() {
 // not keep the loop alive. A negative duration is an error (green::error).
 void sleep(duration d, bool keep_alive = true);
 
+// Waits until the hub has nothing else to do right now: no queued callback, no ready I/O, no due
+// timer (gevent's idle()). Timers and I/O that are not due yet do not count.
+void idle();
+
 struct kill_options {
     bool block = true;                // wait until the task is dead
     std::optional<duration> timeout;  // how long to wait when blocking
