@@ -108,13 +108,16 @@ public:
     explicit bounded_semaphore(int value = 1) : semaphore(value, "Semaphore released too many times") {}
 };
 
-// A mutex: a bounded semaphore of one. gevent.lock has no Lock class; this is what
-// gevent.monkey gives threading.Lock (gevent.thread.LockType, a BoundedSemaphore(1)).
-// Releasing it while unlocked throws green::error.
-class lock : public semaphore {
+// A mutex: a semaphore of one that refuses to be released while unlocked (green::error).
+// gevent.lock has no Lock class; this is what gevent.monkey makes threading.Lock
+// (gevent.thread.LockType, a BoundedSemaphore(1)). Spell it green::lock. The class itself is
+// lock_type, as Python's threading.Lock names _thread.LockType, because a class called `lock`
+// could not have the lock() member that std::lock_guard calls.
+class lock_type : public semaphore {
 public:
-    lock() : semaphore(1, "lock::release: the lock is not locked") {}
+    lock_type() : semaphore(1, "lock::release: the lock is not locked") {}
 };
+using lock = lock_type;
 
 // gevent's DummySemaphore: the same interface, never blocks (an unbounded pool uses one).
 class dummy_semaphore {
