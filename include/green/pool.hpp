@@ -11,8 +11,8 @@
 //     workers.join();                                        // about 200 ms, not 100 or 400
 //
 //     auto square = [](int x) { green::sleep(std::chrono::milliseconds(10 * x)); return x * x; };
-//     std::vector<int> in_order = workers.map(square, std::vector{3, 1, 2});        // 9 1 4
-//     for (int r : workers.imap_unordered(square, std::vector{3, 1, 2})) std::cout << r << ' ';  // 1 4 9
+//     std::vector<int> in_order = workers.map(square, std::vector{5, 1, 2});       // 25 1 4
+//     for (int r : workers.imap_unordered(square, std::vector{5, 1, 2})) std::cout << r << ' ';  // 1 4 25
 //
 // map() and imap_unordered() never run more than the pool's size at once; they wait for, or
 // kill, every task they started before they return, so a function that captures by reference
