@@ -9,7 +9,8 @@
 //     green::semaphore slots(2);                  // at most two downloads at once
 //     auto fetch = [&](std::string url) {
 //         std::lock_guard hold(slots);            // waits for a slot
-//         green::sleep(100ms);                    // ... download url ...
+//         green::sleep(100ms);                    // ... download ...
+//         std::cout << url << " done\n";
 //     };
 //     green::joinall({green::spawn(fetch, "a"), green::spawn(fetch, "b"), green::spawn(fetch, "c")});
 //

@@ -354,7 +354,7 @@ public:
 //
 //     green::joinable_queue<int> work;
 //     auto worker = green::spawn([&] {
-//         for (int item : work) { /* ... */ work.task_done(); }
+//         for (int item : work) { std::cout << item << '\n'; work.task_done(); }
 //     });
 //     work.put(1);  work.put(2);
 //     work.join();                 // both processed
