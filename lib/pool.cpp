@@ -175,11 +175,8 @@ int pool::free_count() const noexcept {
 }
 
 int pool::wait_available(std::optional<duration> timeout) {
-    if (!slots_) {
-        detail::check_timeout(timeout, "pool::wait_available");
-        return 1;
-    }
-    return slots_->wait(timeout);
+    detail::check_timeout(timeout, "pool::wait_available");
+    return slots_ ? slots_->wait(timeout) : 1;
 }
 
 bool pool::acquire_slot(std::optional<duration> timeout) {

@@ -431,3 +431,13 @@ TEST_CASE("a group that goes away kills its members and waits for them") {
     CHECK(cleaned_up);
     CHECK(member.dead());
 }
+
+TEST_CASE("misuse: negative timeouts are green::error") {
+    green::pool p(1);
+    green::task<void> t(nap, green::duration(1ms));
+    CHECK_THROWS_WITH_AS(p.add(t, -1ms), "group::add: negative timeout", green::error);
+    CHECK_THROWS_WITH_AS(p.wait_available(-1ms), "pool::wait_available: negative timeout", green::error);
+    CHECK_THROWS_WITH_AS(p.join(-1ms), "group::join: negative timeout", green::error);
+    CHECK_THROWS_WITH_AS(p.kill({.timeout = -1ms}), "group::kill: negative timeout", green::error);
+    CHECK(p.empty());
+}

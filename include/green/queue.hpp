@@ -384,11 +384,12 @@ public:
     }
 
 private:
+    // What join() waits on: ready while no task is unfinished.
     struct all_done_source : detail::link_source {
-        explicit all_done_source(const joinable_queue* q) : queue(q) {}
-        bool ready() const noexcept override { return queue->unfinished_tasks() == 0; }
+        explicit all_done_source(const joinable_queue* q) : owner(q) {}
+        bool ready() const noexcept override { return owner->unfinished_tasks() == 0; }
         void notify() { notify_links(); }
-        const joinable_queue* queue;
+        const joinable_queue* owner;
     };
     std::size_t done_ = 0;
     all_done_source all_done_;
