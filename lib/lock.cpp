@@ -13,9 +13,9 @@ semaphore::semaphore(int value, const char* over_release)
     if (value < 0) throw error("semaphore: the initial value must be >= 0, not " + std::to_string(value));
 }
 
-bool semaphore::acquire_slow(std::optional<duration> timeout) {
+bool semaphore::acquire_slow(std::optional<duration> timeout, const char* what) {
     detail::queued_waiter entry;
-    entry.w.what = "semaphore::acquire";
+    entry.w.what = what;
     if (!waiters_.wait(entry, timeout)) return false;
     // Woken by wake_waiters, which only wakes while a unit is free and lets nothing run in
     // between: the unit is there.

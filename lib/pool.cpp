@@ -181,7 +181,9 @@ int pool::wait_available(std::optional<duration> timeout) {
 
 bool pool::acquire_slot(std::optional<duration> timeout) {
     if (!slots_) return group::acquire_slot(timeout);
-    return slots_->acquire(timeout);
+    // A pool whose members all spawn into it is a classic deadlock (gevent #368): loop_exit
+    // then says that they wait for a slot.
+    return slots_->acquire_as(timeout, "pool (for a free slot)");
 }
 
 void pool::release_slot() noexcept {

@@ -441,3 +441,19 @@ TEST_CASE("misuse: negative timeouts are green::error") {
     CHECK_THROWS_WITH_AS(p.kill({.timeout = -1ms}), "group::kill: negative timeout", green::error);
     CHECK(p.empty());
 }
+
+TEST_CASE("a pool whose members all spawn into it deadlocks: loop_exit says where main waits") {
+    green::pool p(1);
+    p.spawn([&] { p.spawn(nap, 1ms); });  // waits for its own slot
+    try {
+        p.join();
+        FAIL("no loop_exit");
+    } catch (const green::loop_exit& e) {
+        const std::string what = e.what();
+        CHECK(what.find("waits in pool (for a free slot)") != std::string::npos);
+        CHECK(what.find("the main greenlet waits in group::join") != std::string::npos);
+    }
+    p.kill();
+    CHECK(p.empty());
+    CHECK(p.free_count() == 1);
+}

@@ -48,15 +48,7 @@ public:
     // acquire(0s) never waits. A unit released while others wait may be taken by a greenlet
     // that arrives before the woken waiter runs (as in gevent); the waiters themselves are
     // served in the order they came.
-    bool acquire(std::optional<duration> timeout = std::nullopt) {
-        detail::check_timeout(timeout, "semaphore::acquire");
-        if (counter_ > 0) {
-            --counter_;
-            return true;
-        }
-        if (detail::is_zero(timeout)) return false;
-        return acquire_slow(timeout);
-    }
+    bool acquire(std::optional<duration> timeout = std::nullopt) { return acquire_as(timeout, "semaphore::acquire"); }
 
     // Gives a unit back. Never blocks and never switches: the first waiter is woken after the
     // caller yields. Allowed in the hub (a callback, a rawlink).
@@ -92,7 +84,18 @@ protected:
     semaphore(int value, const char* over_release);
 
 private:
-    bool acquire_slow(std::optional<duration> timeout);
+    friend class pool;  // its slots wait under their own name, for loop_exit's message
+    // acquire(), naming the wait `what` in errors and in loop_exit's message.
+    bool acquire_as(std::optional<duration> timeout, const char* what) {
+        detail::check_timeout(timeout, what);
+        if (counter_ > 0) {
+            --counter_;
+            return true;
+        }
+        if (detail::is_zero(timeout)) return false;
+        return acquire_slow(timeout, what);
+    }
+    bool acquire_slow(std::optional<duration> timeout, const char* what);
     static void wake_waiters(void* self, const bool& alive);
 
     int counter_;
