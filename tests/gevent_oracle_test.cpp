@@ -8,10 +8,14 @@
 
 #include <green/event.hpp>
 #include <green/hub.hpp>
+#include <green/lock.hpp>
+#include <green/socket.hpp>
 #include <green/timeout.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <sys/socket.h>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -592,4 +596,98 @@ TEST_CASE("case20_spawn_later") {
     t.start();
     say("Worker result:", t.get());
     oracle::compare(say, "gevent", "case20_spawn_later");
+}
+
+TEST_CASE("case13_loopexit_blocking_errors") {
+    oracle::trace say;
+    auto first_line = [](const std::string& s) { return s.substr(0, s.find('\n')); };
+    say("-- LoopExit: main waits on an Event nobody can set");
+    try {
+        green::event().wait();
+    } catch (const green::loop_exit& ex) {
+        say("LoopExit:", first_line(ex.what()));
+    }
+
+    say("-- LoopExit: joining a greenlet that is itself blocked forever");
+    green::event never;
+    auto g = green::spawn([&] { never.wait(); });
+    try {
+        g.join();
+    } catch (const green::loop_exit& ex) {
+        say("LoopExit:", first_line(ex.what()), std::string("| greenlet still blocked (dead=") + (g.dead() ? "True" : "False") + ")");
+    }
+
+    say("-- LoopExit: deadlock on a lock (two greenlets, two semaphores)");
+    green::semaphore s1, s2;
+    auto t1 = [&] {
+        std::lock_guard a(s1);
+        green::sleep(10ms);
+        std::lock_guard b(s2);
+    };
+    auto t2 = [&] {
+        std::lock_guard b(s2);
+        green::sleep(10ms);
+        std::lock_guard a(s1);
+    };
+    std::vector<green::any_task> deadlocked{green::spawn(t1), green::spawn(t2)};
+    try {
+        green::joinall(deadlocked);
+        say("no deadlock?");
+    } catch (const green::loop_exit& ex) {
+        say("LoopExit:", first_line(ex.what()));
+    }
+
+    say("-- a pending timer keeps the loop alive: no LoopExit");
+    say("Event().wait(timeout=0.05) ->", green::event().wait(50ms));
+
+    say("-- the loop is still usable after a LoopExit");
+    say("spawn after LoopExit ->", green::spawn([] { return std::string("works"); }).get());
+
+    say("-- BlockingSwitchOutError: blocking inside a raw hub callback");
+    green::get_hub().run_callback([&] {
+        try {
+            green::sleep(10ms);
+        } catch (const green::blocking_switch_error& ex) {
+            say("BlockingSwitchOutError:", ex.what());
+        }
+    });
+    green::sleep(20ms);
+
+    say("-- ... and inside a rawlink() callback (runs in the hub): hub reports it");
+    {
+        hub_errors hub_err;
+        auto quick = green::spawn([] {});
+        quick.rawlink([](green::task<void>) { green::sleep(10ms); });
+        quick.join();
+        green::sleep(20ms);
+        say("hub reported BlockingSwitchOutError:", hub_err.text.find("blocking_switch_error") != std::string::npos);
+    }
+
+    say("-- ConcurrentObjectUseError: two greenlets recv() on one socket");
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    green::socket a = green::socket::adopt(fds[0]);
+    green::socket b = green::socket::adopt(fds[1]);
+    auto reader = [&](std::string name) {
+        try {
+            std::string data = a.recv(10);
+            say(name + " received b'" + data + "'");
+        } catch (const green::concurrent_use_error&) {
+            say(name + ": ConcurrentObjectUseError");
+        }
+    };
+    auto r1 = green::spawn(reader, "r1");
+    auto r2 = green::spawn(reader, "r2");
+    green::sleep(50ms);
+    b.sendall("hello");
+    green::joinall({r1, r2});
+
+    // The Python program leaves its blocked greenlets behind; here they would outlive the
+    // event and semaphores they wait on, so they go (silently) before those do.
+    green::killall(deadlocked);
+    g.kill();
+    // green names what was called: "...callback (sleep)".
+    oracle::compare(say, "gevent", "case13_loopexit_blocking_errors", {},
+                    {{"BlockingSwitchOutError: Impossible to call blocking function in the event loop callback",
+                      "BlockingSwitchOutError: Impossible to call blocking function in the event loop callback (sleep)"}});
 }
