@@ -434,6 +434,7 @@ thread_state* create_state() {
 // The thread is exiting: kill what still runs so every stack unwinds, then retire the main
 // greenlet. A greenlet that survives its kill is reported and left alone.
 void teardown(thread_state* ts) noexcept {
+    if (ts->hub_object) ts->hub_object->shutdown();
     ts->hub_object.reset();
     run_pending_kills(ts);
     if (ts->current == ts->main) {

@@ -22,9 +22,11 @@ namespace green::detail {
 
 struct thread_state;
 
-// Storage the hub keeps per greenlet (its waiter node, timer, ...). Layer 1 only frees it.
+// Something the layers above attach to a greenlet or a thread (the hub). Layer 1 calls
+// shutdown() while it is still attached (at thread exit), then destroys it.
 struct greenlet_extension {
     virtual ~greenlet_extension() = default;
+    virtual void shutdown() noexcept {}
 };
 
 // A greenlet. The fields the inline switch needs come first (greenlet_core); `owner` holds a

@@ -80,7 +80,7 @@ hub_impl::hub_impl(thread_state* state)
 }
 
 hub_impl::~hub_impl() {
-    shutdown();
+    shutdown();  // a no-op when the thread's teardown already did it
     ts->hub = nullptr;
     ts->run_queue = nullptr;
 }
@@ -283,6 +283,8 @@ void hub_impl::forget_fd(int fd, int error) noexcept {
 // throw greenlet_exit into anything still waiting in the hub, then stop the hub greenlet, so
 // that nothing is left referring to the hub when it goes.
 void hub_impl::shutdown() noexcept {
+    if (shut_down_) return;
+    shut_down_ = true;
     if (ts->current != ts->main) {
         closing = true;
         ts->run_queue = nullptr;

@@ -70,7 +70,12 @@ private:
     bool alive() const noexcept;
     std::int64_t next_timeout() noexcept;
     void raise_loop_exit();
-    void shutdown() noexcept;
+
+public:
+    void shutdown() noexcept override;
+
+private:
+    bool shut_down_ = false;
 };
 
 // This thread's hub, created on first use.
