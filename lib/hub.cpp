@@ -288,6 +288,7 @@ void hub_impl::shutdown() noexcept {
     if (ts->current != ts->main) {
         closing = true;
         ts->run_queue = nullptr;
+        close_attachments();
         return;
     }
     try {
@@ -322,6 +323,8 @@ void hub_impl::shutdown() noexcept {
         }
         if (w->blocked.linked() && &w->blocked == blocked.front()) w->blocked.unlink();
     }
+    // Nobody can wait any more: stop what could still call in from other threads.
+    close_attachments();
     if (hub_greenlet) {
         try {
             hub_greenlet.throw_(greenlet_exit("Stopping the hub because its thread is exiting."));
@@ -332,6 +335,10 @@ void hub_impl::shutdown() noexcept {
         auto& cb = static_cast<callback&>(*n);
         if (cb.run == &run_function_callback) delete static_cast<function_callback*>(&cb);
     }
+}
+
+void hub_impl::close_attachments() noexcept {
+    while (list_node* n = attachments.pop_front()) static_cast<hub_attachment*>(n)->hub_closing();
 }
 
 // ---- waiting ----------------------------------------------------------------------------
