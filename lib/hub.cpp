@@ -440,19 +440,27 @@ void link_source::notify_links() {
 
 void link_source::fire_links(callback& cb) {
     link_source* self = static_cast<notify_callback&>(cb).source;
-    // Fire what is linked now, in order; a link may wake a greenlet that destroys the source,
-    // so the source is not touched again except through release_retained (refcounted ones).
+    // Fire what is linked now, in order. A link may wake a greenlet that destroys the source
+    // (an event on its stack, whose wait() just returned): the destructor clears `alive`, and
+    // then the source is not touched again. Refcounted sources are retained meanwhile.
     list_head firing;
     firing.splice_back(self->links_);
+    bool alive = true;
+    self->firing_alive_ = &alive;
     struct release_at_end {
         link_source* s;
-        ~release_at_end() { s->release_retained(); }
-    } guard{self};
+        bool& alive;
+        ~release_at_end() {
+            if (!alive) return;
+            s->firing_alive_ = nullptr;
+            s->release_retained();
+        }
+    } guard{self, alive};
     while (list_node* n = firing.pop_front()) {
         try {
             static_cast<link&>(*n).fire(static_cast<link&>(*n));
         } catch (const greenlet_exit&) {
-            self->links_.splice_back(firing);
+            if (alive) self->links_.splice_back(firing);
             throw;
         } catch (...) {
             this_hub().handle_error("link", std::current_exception());

@@ -193,7 +193,9 @@ public:
     }
     link_source(const link_source&) = delete;
     link_source& operator=(const link_source&) = delete;
-    virtual ~link_source() = default;
+    virtual ~link_source() {
+        if (firing_alive_) *firing_alive_ = false;
+    }
 
     virtual bool ready() const noexcept = 0;
     void rawlink(link& l);
@@ -214,6 +216,7 @@ private:
     static void fire_links(callback& cb);
     list_head links_;
     notify_callback notify_;
+    bool* firing_alive_ = nullptr;  // while fire_links runs; cleared if the source is destroyed
 };
 
 // A waiter woken through a link: what join(), event::wait() and async_result::get() use.

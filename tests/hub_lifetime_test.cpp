@@ -1,6 +1,7 @@
-// The hub at thread exit: tasks still running are killed (their stacks unwind) by the thread's
-// own hub, and nothing outlives the thread (the ASan build's leak check covers the "second hub"
-// this once created).
+// Lifetimes around the hub: tasks still running at thread exit are killed (their stacks unwind)
+// by the thread's own hub, and nothing outlives the thread (the ASan build's leak check covers
+// the "second hub" this once created); a source (an event) may be destroyed by the greenlet its
+// link wakes (the ASan build catches the hub touching it afterwards).
 #include <green/event.hpp>
 #include <green/hub.hpp>
 
@@ -8,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -69,4 +71,21 @@ TEST_CASE("a task may wait while it cleans up at thread exit") {
     });
     t.join();
     CHECK(cleaned);
+}
+
+TEST_CASE("an event may be destroyed by the greenlet it wakes") {
+    auto e = std::make_unique<green::event>();
+    green::event& ev = *e;
+    bool other_woken = false;
+    auto other = green::spawn([&] {
+        ev.wait();  // links first
+        other_woken = true;
+    });
+    green::sleep();  // `other` waits now
+    green::spawn([&] { ev.set(); });
+    ev.wait();  // links second: woken from inside the hub's firing of the links
+    CHECK(other_woken);
+    e.reset();          // done with it: the hub must not touch it again
+    green::sleep(1ms);  // the hub finishes firing and goes on
+    CHECK(other.ready());
 }
