@@ -58,6 +58,8 @@ public:
     std::atomic<bool> wake_requested{false};
     std::atomic<std::size_t> external_refs{0};  // e.g. threadpool jobs whose result is awaited
     list_head attachments;  // hub_attachment: told when the thread exits
+    // hub::threadpool(), made on first use (its deleter lives in threadpool.cpp).
+    std::unique_ptr<green::threadpool, void (*)(green::threadpool*)> default_threadpool{nullptr, nullptr};
 
     list_head blocked;     // waiters, for loop_exit's message
     list_head idle_waiters;  // hub::join()
