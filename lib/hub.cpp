@@ -311,6 +311,7 @@ void hub_impl::shutdown() noexcept {
     if (ts->current != ts->main) {
         closing = true;
         ts->run_queue = nullptr;
+        close_attachments();
         return;
     }
     try {
@@ -345,6 +346,8 @@ void hub_impl::shutdown() noexcept {
         }
         if (w->blocked.linked() && &w->blocked == blocked.front()) w->blocked.unlink();
     }
+    // Nobody can wait any more: stop what could still call in from other threads.
+    close_attachments();
     if (hub_greenlet) {
         try {
             hub_greenlet.throw_(greenlet_exit("Stopping the hub because its thread is exiting."));
@@ -355,6 +358,10 @@ void hub_impl::shutdown() noexcept {
         auto& cb = static_cast<callback&>(*n);
         if (cb.discard) cb.discard(cb);
     }
+}
+
+void hub_impl::close_attachments() noexcept {
+    while (list_node* n = attachments.pop_front()) static_cast<hub_attachment*>(n)->hub_closing();
 }
 
 // ---- waiting ----------------------------------------------------------------------------

@@ -21,6 +21,18 @@ struct fd_watch {
     bool registered = false;
 };
 
+// Something tied to a hub that must stop before the hub goes away, e.g. a threadpool whose
+// worker threads post completions to the hub: registered in hub_impl::attachments, and told
+// (once, on the hub's thread) when the thread exits, after its greenlets have been killed.
+// The hub unlinks it first; hub_closing() must leave nothing (a thread, a pending call) that
+// could touch the hub afterwards. An attachment destroyed earlier simply unlinks itself.
+struct hub_attachment : list_node {
+    virtual void hub_closing() noexcept = 0;
+
+protected:
+    ~hub_attachment() = default;
+};
+
 class hub_impl final : public hub, public greenlet_extension {
 public:
     explicit hub_impl(thread_state* ts);
@@ -45,6 +57,9 @@ public:
     std::vector<std::function<void()>> threadsafe_queue;
     std::atomic<bool> wake_requested{false};
     std::atomic<std::size_t> external_refs{0};  // e.g. threadpool jobs whose result is awaited
+    list_head attachments;  // hub_attachment: told when the thread exits
+    // hub::threadpool(), made on first use (its deleter lives in threadpool.cpp).
+    std::unique_ptr<green::threadpool, void (*)(green::threadpool*)> default_threadpool{nullptr, nullptr};
 
     list_head blocked;     // waiters, for loop_exit's message
     list_head idle_waiters;  // hub::join(): the loop has nothing left at all
@@ -68,6 +83,7 @@ private:
     void dispatch_io(int count);
     void run_timers();
     void run_threadsafe_callbacks();
+    void close_attachments() noexcept;
     bool alive() const noexcept;
     std::int64_t next_timeout() noexcept;
     void raise_loop_exit();

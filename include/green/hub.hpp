@@ -67,6 +67,7 @@ public:
 
 class hub;
 class any_task;
+class threadpool;
 template <class T>
 class task;
 
@@ -288,6 +289,11 @@ public:
     // Waits until the loop has nothing left to do (true), or the timeout (false). gevent's
     // hub.join() and wait() with no arguments.
     bool join(std::optional<duration> timeout = std::nullopt);
+
+    // The hub's own threadpool (gevent's hub.threadpool): 10 worker threads, made on first use
+    // and stopped when the thread exits; run_in_thread() uses it. Declared in
+    // <green/threadpool.hpp>.
+    green::threadpool& threadpool();
 
 protected:
     hub() = default;
