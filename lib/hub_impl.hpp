@@ -111,8 +111,10 @@ std::string describe_exception(const std::exception_ptr& e);
 bool wait_fd(int fd, bool write, std::optional<duration> timeout);
 // Forgets what monkey patching knows about fd (it was closed; the number may be reused).
 void forget_fd_info(int fd) noexcept;
-// Runs fn on another thread while the calling greenlet waits in the hub; fn must own what it
-// uses (it may outlive a caller that is killed meanwhile).
+// Runs fn on another thread (the hub's threadpool) while the calling greenlet waits in the
+// hub; fn must own what it uses (it may outlive a caller that is killed meanwhile).
 void offload(std::function<void()> fn);
+// True on a threadpool worker thread, where monkey-patched calls always behave as libc's.
+extern thread_local bool tls_pool_worker [[gnu::tls_model("initial-exec")]];
 
 }  // namespace green::detail

@@ -134,7 +134,7 @@ void describe(int fd, fd_info& info) {
 fd_info* cooperative_fd(int fd) {
     if (!patched_for(monkey::patch::socket)) return nullptr;
     thread_core* tc = tls_core;
-    if (!tc || !tc->run_queue || tc->current == tc->hub) return nullptr;
+    if (!tc || !tc->run_queue || tc->current == tc->hub || tls_pool_worker) return nullptr;
     fd_info* info = table().at(fd);
     if (!info) return nullptr;
     std::uint32_t bits = info->bits.load(std::memory_order_relaxed);
@@ -148,7 +148,7 @@ fd_info* cooperative_fd(int fd) {
 
 bool may_wait_here() noexcept {
     thread_core* tc = tls_core;
-    return tc && tc->run_queue && tc->current != tc->hub;
+    return tc && tc->run_queue && tc->current != tc->hub && !tls_pool_worker;
 }
 
 void record(int fd, std::uint32_t bits) {

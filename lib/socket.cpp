@@ -4,6 +4,7 @@
 
 #include <green/event.hpp>
 #include <green/socket.hpp>
+#include <green/threadpool.hpp>
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -12,7 +13,6 @@
 #include <netdb.h>
 #include <poll.h>
 #include <stdexcept>
-#include <thread>
 #include <unistd.h>
 
 namespace green {
@@ -73,19 +73,9 @@ bool wait_fd(int fd, bool write, std::optional<duration> timeout) {
     return ready;
 }
 
-void offload(std::function<void()> fn) {
-    hub_impl& h = this_hub();
-    async_result<void> done;
-    h.external_refs.fetch_add(1, std::memory_order_relaxed);  // keeps the loop alive meanwhile
-    std::thread([&h, done, fn = std::move(fn)] {
-        fn();
-        h.run_callback_threadsafe([&h, done] {
-            h.external_refs.fetch_sub(1, std::memory_order_relaxed);
-            done.set();
-        });
-    }).detach();
-    done.get();
-}
+thread_local bool tls_pool_worker [[gnu::tls_model("initial-exec")]] = false;
+
+void offload(std::function<void()> fn) { get_hub().threadpool().spawn(std::move(fn)).get(); }
 
 }  // namespace detail
 

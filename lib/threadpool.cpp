@@ -257,6 +257,7 @@ void pool_core::start_worker() {
 
 void pool_core::worker_main(worker* self) noexcept {
     tls_worker_of = this;
+    tls_pool_worker = true;
     pthread_setname_np(pthread_self(), "green-pool");
     std::unique_lock<std::mutex> guard(lock);
     for (;;) {
