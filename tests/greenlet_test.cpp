@@ -794,7 +794,13 @@ TEST_CASE("std::uncaught_exceptions() is per greenlet across a switch made durin
 // ---- stress -------------------------------------------------------------------------------------
 
 TEST_CASE("10,000 greenlets switching in a pseudo-random pattern agree with an independent model") {
+    // ThreadSanitizer keeps a large shadow state per fiber and runs out of mappings well before
+    // 10,000 of them live at once; it checks the same pattern on 1,000.
+#if defined(__SANITIZE_THREAD__)
+    constexpr std::size_t count = 1'000;
+#else
     constexpr std::size_t count = 10'000;
+#endif
     constexpr std::size_t switches = 200'000;
     constexpr std::uint32_t seed = 20260101;
     constexpr long long stop = -1;
