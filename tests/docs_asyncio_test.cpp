@@ -4,6 +4,8 @@
 // the two files, so the doc cannot drift from code that compiles and does what it says.
 #include <green/event.hpp>
 #include <green/hub.hpp>
+#include <green/lock.hpp>
+#include <green/threadpool.hpp>
 #include <green/timeout.hpp>
 
 #include <doctest/doctest.h>
@@ -14,7 +16,9 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -214,6 +218,51 @@ TEST_CASE("cancel is kill") {
     // [/doc]
     CHECK(log == std::vector<std::string>{"cleaning up", "cancelled"});
     CHECK(t.dead());
+}
+
+// [doc: semaphore-download]
+// At most 5 downloads at a time, however many tasks are spawned.
+std::string download(green::semaphore& limit, std::string name) {
+    std::lock_guard hold(limit);  // async with limit:
+    return fetch(name, 10ms);
+}
+// [/doc]
+
+TEST_CASE("Semaphore is semaphore") {
+    const auto start = std::chrono::steady_clock::now();
+    // [doc: semaphore]
+    green::semaphore limit(5);  // asyncio.Semaphore(5)
+    std::vector<green::any_task> tasks;
+    for (int i = 0; i < 20; ++i)
+        tasks.push_back(green::spawn([&limit, i] { return download(limit, "flag" + std::to_string(i)); }));
+    green::joinall(tasks);  // about 40 ms: four rounds of five
+    // [/doc]
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    CHECK(elapsed >= 35ms);  // five at a time: four rounds, not one
+    CHECK(limit.counter() == 5);
+    for (const auto& t : tasks) CHECK(t.successful());
+}
+
+// [doc: slow-square]
+// Blocks the whole thread: green's hub cannot switch away from it.
+int slow_square(int x) {
+    std::this_thread::sleep_for(50ms);
+    return x * x;
+}
+// [/doc]
+
+TEST_CASE("run_in_executor is run_in_thread") {
+    // [doc: run-in-thread]
+    int ticks = 0;
+    auto ticker = green::spawn([&] {
+        for (int i = 0; i < 4; ++i, ++ticks) green::sleep(10ms);
+    });
+    int squared = green::run_in_thread([] { return slow_square(7); });  // 49
+int ticked_meanwhile = ticks;                                         // 4: the hub kept running
+    ticker.join();
+    // [/doc]
+    CHECK(squared == 49);
+    CHECK(ticked_meanwhile >= 3);  // 40 ms of ticks fit in the worker's 50 ms
 }
 
 // docs/asyncio.md's code blocks must be these examples, line for line.
