@@ -258,7 +258,7 @@ TEST_CASE("run_in_executor is run_in_thread") {
         for (int i = 0; i < 4; ++i, ++ticks) green::sleep(10ms);
     });
     int squared = green::run_in_thread([] { return slow_square(7); });  // 49
-int ticked_meanwhile = ticks;                                         // 4: the hub kept running
+    int ticked_meanwhile = ticks;                                         // 4: the hub kept running
     ticker.join();
     // [/doc]
     CHECK(squared == 49);
