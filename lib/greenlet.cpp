@@ -130,16 +130,137 @@ void switch_stack(thread_state* ts, greenlet_impl* self, greenlet_impl* target) 
 }
 
 // Gives `target` a stack and an entry point; it starts running at the next jump into it.
+shared_stack* shared_stack_for(thread_state* ts, std::size_t size) {
+    for (auto& s : ts->shared_stacks)
+        if (s->region.size == size) return s.get();
+    auto s = std::make_unique<shared_stack>();
+    s->region = ts->stacks->acquire(size);
+    ts->shared_stacks.push_back(std::move(s));
+    return ts->shared_stacks.back().get();
+}
+
 void prepare_start(thread_state* ts, greenlet_impl* target) {
-    target->stack = ts->stacks->acquire(target->stack_size);
-    target->check_canary = !target->stack.guarded;
-    target->fiber.set_stack(target->stack.base, target->stack.size);
-    target->context = make_context(target->stack.top(), target->stack.size, &entry);
+    if (target->on_shared_stack) {
+        // Its first context is made on the shared stack once that is free for it.
+        target->shared = shared_stack_for(ts, target->stack_size);
+        target->fresh = true;
+        target->fiber.set_stack(target->shared->region.base, target->shared->region.size);
+    } else {
+        target->stack = ts->stacks->acquire(target->stack_size);
+        target->check_canary = !target->stack.guarded;
+        target->fiber.set_stack(target->stack.base, target->stack.size);
+        target->context = make_context(target->stack.top(), target->stack.size, &entry);
+    }
     ts->refs.fetch_add(1, std::memory_order_relaxed);
     target->owner = ts;
     target->eh = eh_globals{};
     target->state.store(lifecycle::active, std::memory_order_relaxed);
     link_live(ts, target);
+}
+
+// ---- shared stacks ---------------------------------------------------------------------
+
+// Copies live stack bytes. Not instrumented: the frames include ASan's poisoned redzones,
+// which are part of what is being moved, not accesses by the program.
+#if GREEN_ASAN
+__attribute__((no_sanitize_address))
+#endif
+void copy_stack_bytes(char* to, const char* from, std::size_t n) noexcept {
+#if GREEN_ASAN
+    for (std::size_t i = 0; i < n; ++i) to[i] = from[i];
+#else
+    std::memcpy(to, from, n);
+#endif
+}
+
+// Puts target's frames on its shared stack: the current owner's are copied out first (a dead
+// owner's are garbage), then target's copied back in, or its first context made.
+void swap_in(greenlet_impl* target) noexcept {
+    shared_stack* s = target->shared;
+    if (greenlet_impl* owner = s->owner; owner && owner != target && owner->life() == lifecycle::active) {
+        const std::size_t used = static_cast<std::size_t>(s->region.top() - static_cast<char*>(owner->context));
+        if (used > owner->saved_capacity) {
+            char* bigger = static_cast<char*>(std::realloc(owner->saved, used));
+            if (!bigger) {
+                std::fputs("green: fatal: out of memory saving a shared-stack greenlet\n", stderr);
+                std::abort();
+            }
+            owner->saved = bigger;
+            owner->saved_capacity = used;
+        }
+        copy_stack_bytes(owner->saved, static_cast<const char*>(owner->context), used);
+        owner->saved_size = used;
+    }
+    s->owner = target;
+#if GREEN_ASAN
+    // The stack held another greenlet's frames: their poisoning is not this one's.
+    ASAN_UNPOISON_MEMORY_REGION(s->region.base, s->region.size);
+#endif
+    if (target->fresh) {
+        target->fresh = false;
+        target->context = make_context(s->region.top(), s->region.size, &entry);
+    } else {
+        copy_stack_bytes(static_cast<char*>(target->context), target->saved, target->saved_size);
+    }
+}
+
+greenlet_impl* switcher_of(thread_state* ts);
+
+// Makes target's stack ready before a switch into it. Returns true when the switch has been
+// done here (through the switcher) and the caller has been resumed since.
+bool bring_onto_stack(thread_state* ts, greenlet_impl* self, greenlet_impl* target) {
+    shared_stack* s = target->shared;
+    if (!s || s->owner == target) return false;
+    if (s->owner != self) {
+        swap_in(target);
+        return false;
+    }
+    // The running greenlet's own frames are on that stack: it cannot overwrite them while it
+    // runs there. The switcher, on a stack of its own, does it.
+    ts->switcher_target = target;
+    switch_stack(ts, self, switcher_of(ts));
+    return true;
+}
+
+// The switcher: resumed by a greenlet that must leave for a target on the same shared stack,
+// it swaps the frames and switches on, leaving the in-flight message untouched.
+[[noreturn]] void switcher_entry(transfer_t t) {
+    thread_state* ts = this_thread();
+    greenlet_impl* self = current_impl(ts);
+    auto* prev = static_cast<greenlet_core*>(t.data);
+    prev->context = t.fctx;
+    arrived(self->fiber);
+    if (GREEN_UNLIKELY(prev->needs_attention.load(std::memory_order_relaxed))) arrival_slow(ts, prev);
+    for (;;) {
+        greenlet_impl* target = ts->switcher_target;
+        swap_in(target);
+        switch_stack(ts, self, target);
+    }
+}
+
+greenlet_impl* switcher_of(thread_state* ts) {
+    if (!ts->switcher) {
+        auto* g = new greenlet_impl;
+        g->id = next_id.fetch_add(1, std::memory_order_relaxed);
+        g->name = "switcher";
+        g->stack = ts->stacks->acquire(round_stack_size(64 * 1024));
+        g->fiber.set_stack(g->stack.base, g->stack.size);
+        g->context = make_context(g->stack.top(), g->stack.size, &switcher_entry);
+        g->state.store(lifecycle::active, std::memory_order_relaxed);
+        ts->refs.fetch_add(1, std::memory_order_relaxed);
+        g->owner = ts;
+        ts->switcher = g;  // not on the live list: nothing of the user's is on its stack
+    }
+    return ts->switcher;
+}
+
+// Frees what a finished shared-stack greenlet kept (its frames, its place on the stack).
+void leave_shared_stack(greenlet_impl* g) noexcept {
+    if (!g->shared) return;
+    if (g->shared->owner == g) g->shared->owner = nullptr;
+    std::free(g->saved);
+    g->saved = nullptr;
+    g->saved_size = g->saved_capacity = 0;
 }
 
 [[noreturn]] void throw_no_run() { throw error("run: the greenlet has no run function (set_run gives it one)"); }
@@ -176,7 +297,7 @@ value deliver(thread_state* ts, greenlet_impl* target) {
             ts->in_flight = message{};
             throw;
         }
-        switch_stack(ts, self, target);
+        if (!bring_onto_stack(ts, self, target)) switch_stack(ts, self, target);
     }
     return take_delivery(ts);
 }
@@ -260,6 +381,15 @@ greenlet_impl* exit_target(thread_state* ts, greenlet_impl* self) noexcept {
     if (!target) {
         std::fputs("green: fatal: ran out of parent greenlets to receive a dying greenlet's result\n", stderr);
         std::abort();
+    }
+    if (target->shared && target->shared->owner != target) {
+        if (target->shared->owner == self) {
+            // Dying on the very stack the target needs: the switcher swaps it in.
+            ts->switcher_target = target;
+            target = switcher_of(ts);
+        } else {
+            swap_in(target);
+        }
     }
     __builtin_memcpy(ts->eh, &target->eh, sizeof(eh_globals));
     ts->current = target;
@@ -347,6 +477,7 @@ void destroy(greenlet_impl* g) noexcept {
         thread_state* ts = this_thread();
         unlink_live(g->owner == ts ? ts : nullptr, g);
         g->destroy_locals();
+        leave_shared_stack(g);
         try {
             g->run.reset();
             g->extension.reset();
@@ -394,8 +525,10 @@ thread_local thread_exit_guard exit_guard;
 
 bool query_overflow(const void* fault, char* buf, std::size_t cap) noexcept {
     thread_state* ts = this_thread();
-    if (!ts || !ts->current || !current_impl(ts)->stack.in_guard(fault)) return false;
+    if (!ts || !ts->current) return false;
     const greenlet_impl* g = current_impl(ts);
+    const stack_region& stack = g->shared ? g->shared->region : g->stack;
+    if (!stack.in_guard(fault)) return false;
     std::size_t n = 0;
     if (!g->name.empty()) {
         for (char c : g->name)
@@ -475,6 +608,15 @@ void teardown(thread_state* ts) noexcept {
     ts->tracer = nullptr;
     ts->tracing = false;
     ts->main->destroy_locals();
+    if (greenlet_impl* sw = std::exchange(ts->switcher, nullptr)) {
+        // Suspended in its loop, with nothing of the user's on its stack: freed as it is.
+        sw->state.store(lifecycle::dead, std::memory_order_relaxed);
+        ts->stacks->release(sw->stack);
+        sw->fiber.release();
+        release(sw);
+    }
+    for (auto& shared : ts->shared_stacks) ts->stacks->release(shared->region);
+    ts->shared_stacks.clear();
     ts->main->state.store(lifecycle::dead, std::memory_order_relaxed);
     ts->exited.store(true);
     run_pending_kills(ts);
@@ -529,6 +671,16 @@ void free_small(void* p, std::size_t size) noexcept {
         ::operator delete(p);
 }
 
+}  // namespace green::detail
+
+void green::set_default_stack_policy(stack_policy policy) noexcept {
+    detail::current_state()->default_policy = policy;
+}
+
+green::stack_policy green::default_stack_policy() noexcept { return detail::current_state()->default_policy; }
+
+namespace green::detail {
+
 void throw_run_arity(std::size_t expected, std::size_t given) {
     throw type_error("run() takes " + std::to_string(expected) + (expected == 1 ? " argument" : " arguments") +
                      " but " + std::to_string(given) + (given == 1 ? " was" : " were") + " given");
@@ -543,6 +695,7 @@ greenlet_impl* new_greenlet(greenlet_core* parent_core, greenlet_options& option
     g->id = next_id.fetch_add(1, std::memory_order_relaxed);
     g->name = std::move(options.name);
     g->stack_size = round_stack_size(options.stack_size ? options.stack_size : thread_default_stack_size());
+    g->on_shared_stack = options.policy.value_or(ts->default_policy) == stack_policy::shared;
     add_ref(parent);
     g->parent = parent;
     return g;
@@ -566,7 +719,7 @@ void start_greenlet(greenlet_core* g) {
     greenlet_impl* target = impl(g);
     prepare_start(ts, target);
     if (GREEN_UNLIKELY(ts->tracing)) call_tracer(ts, current_impl(ts), target, false);
-    switch_stack(ts, current_impl(ts), target);
+    if (!bring_onto_stack(ts, current_impl(ts), target)) switch_stack(ts, current_impl(ts), target);
     take_delivery(ts);
 }
 
@@ -594,10 +747,9 @@ void arrival_slow(thread_core* core, greenlet_core* prev_core) {
     greenlet_impl* prev = impl(prev_core);
     prev->needs_attention.store(false, std::memory_order_relaxed);
     if (prev->life() == lifecycle::dead) {
-        if (prev->stack) {
-            ts->stacks->release(prev->stack);
-            prev->fiber.release();
-        }
+        if (prev->stack) ts->stacks->release(prev->stack);
+        if (prev->stack || prev->shared) prev->fiber.release();
+        leave_shared_stack(prev);
         if (prev->refs.load(std::memory_order_acquire) == 0) destroy(prev);
     } else if (prev->life() == lifecycle::active && !prev->is_main &&
                prev->refs.load(std::memory_order_acquire) == 0) {

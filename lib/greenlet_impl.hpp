@@ -22,6 +22,14 @@
 namespace green::detail {
 
 struct thread_state;
+struct greenlet_impl;
+
+// A stack that stack_policy::shared greenlets of one thread take turns on. The owner is the one
+// whose frames are on it now; the others keep theirs copied out (greenlet_impl::saved).
+struct shared_stack {
+    stack_region region;
+    greenlet_impl* owner = nullptr;
+};
 
 // Something the layers above attach to a greenlet or a thread (the hub). Layer 1 calls
 // shutdown() while it is still attached (at thread exit), then destroys it.
@@ -39,6 +47,13 @@ struct greenlet_impl : greenlet_core {
     fiber_annotations fiber;
     stack_region stack;
     std::size_t stack_size = 0;
+    // stack_policy::shared: the stack it runs on (set when it starts), its frames while it is
+    // off the stack, and whether its first context is still to be made on the stack.
+    shared_stack* shared = nullptr;
+    char* saved = nullptr;
+    std::size_t saved_size = 0;
+    std::size_t saved_capacity = 0;
+    bool fresh = false;
     // The run function: owned (made by greenlet's constructor) or borrowed from an object
     // that outlives the greenlet's run (a task is its own greenlet's run function).
     struct run_slot {
@@ -113,6 +128,13 @@ struct thread_state : thread_core {
     greenlet_impl* live_head = nullptr;
     std::optional<stack_pool> stacks;
     small_cache objects;
+    // stack_policy::shared: one shared stack per stack size, and the switcher — a context on
+    // a stack of its own that swaps frames when the running greenlet's stack must be
+    // overwritten (see bring_onto_stack).
+    std::vector<std::unique_ptr<shared_stack>> shared_stacks;
+    greenlet_impl* switcher = nullptr;
+    greenlet_impl* switcher_target = nullptr;
+    stack_policy default_policy = stack_policy::dedicated;
     void* signal_stack = nullptr;
 
     // Layer 2 hangs the thread's hub here; destroyed before the greenlets are torn down.

@@ -71,7 +71,7 @@ std::string describe_exception(const std::exception_ptr& e) {
 
 hub_impl::hub_impl(thread_state* state)
     : ts(state),
-      hub_greenlet([this] { loop(); }, green::greenlet::adopt((add_ref(state->main), state->main)), {.name = "hub"}),
+      hub_greenlet([this] { loop(); }, green::greenlet::adopt((add_ref(state->main), state->main)), {.name = "hub", .policy = stack_policy::dedicated}),
       hub_core(hub_greenlet.native()) {
     cached_now = now_ns();
     last_poll = coarse_now_ns();
@@ -388,6 +388,9 @@ bool block(waiter& w, std::optional<duration> timeout, bool timeout_keeps_loop_a
         throw blocking_switch_error(std::string("Impossible to call blocking function in the event loop callback (") +
                                     w.what + ")");
     if (h.closing) throw error(std::string(w.what) + ": the thread's hub is shutting down");
+    if (current_impl(ts)->on_shared_stack)
+        throw error(std::string(w.what) +
+                    ": a greenlet on a shared stack cannot wait in the hub (give it stack_policy::dedicated)");
     check_timeout(timeout, w.what);
     w.greenlet = ts->current;
     w.reason = wake_reason::waiting;
@@ -574,6 +577,8 @@ void detail::sleep_slow() {
     if (ts->current == h.hub_core)
         throw blocking_switch_error("Impossible to call blocking function in the event loop callback (sleep)");
     if (h.closing) throw error("sleep: the thread's hub is shutting down");
+    if (current_impl(ts)->on_shared_stack)
+        throw error("sleep: a greenlet on a shared stack cannot wait in the hub (give it stack_policy::dedicated)");
     // A yield needs no waiter: queue our own resumption at the tail and switch to the hub. The
     // callback is unlinked when it runs, or by the guard if an exception is thrown in first.
     callback resume;

@@ -25,7 +25,7 @@ struct task_core::function_link : link {
         if (!wanted) return;
         if (spawn_greenlet) {
             // gevent runs link callbacks in a new greenlet, so they may block.
-            green::greenlet g(std::move(fn), this_hub().hub_greenlet, {.name = "link"});
+            green::greenlet g(std::move(fn), this_hub().hub_greenlet, {.name = "link", .policy = stack_policy::dedicated});
             g.switch_to();
         } else {
             fn();
@@ -34,7 +34,7 @@ struct task_core::function_link : link {
 };
 
 task_core::task_core()
-    : greenlet_(green::greenlet::adopt(create_borrowing(this, this_hub().hub_core, {}))),
+    : greenlet_(green::greenlet::adopt(create_borrowing(this, this_hub().hub_core, {.policy = stack_policy::dedicated}))),
       number_(++this_hub().task_counter) {
     start_.run = &on_start;
     start_.discard = [](callback& cb) { static_cast<start_callback&>(cb).task->release(); };

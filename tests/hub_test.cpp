@@ -371,3 +371,26 @@ TEST_CASE("idle() waits until nothing else is ready; pending timers do not count
     later.kill();
     busy.join();
 }
+
+TEST_CASE("a greenlet on the shared stack cannot wait in the hub, and says so") {
+    std::string slept, waited;
+    green::greenlet g(
+        [&] {
+            try {
+                green::sleep(1ms);
+            } catch (const green::error& e) {
+                slept = e.what();
+            }
+            try {
+                green::event never;
+                never.wait();
+            } catch (const green::error& e) {
+                waited = e.what();
+            }
+        },
+        {.policy = green::stack_policy::shared});
+    g.switch_to();
+    CHECK(g.dead());
+    CHECK(slept == "sleep: a greenlet on a shared stack cannot wait in the hub (give it stack_policy::dedicated)");
+    CHECK(waited.find("a greenlet on a shared stack cannot wait in the hub") != std::string::npos);
+}

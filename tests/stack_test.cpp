@@ -22,6 +22,7 @@
 
 using green::getcurrent;
 using green::greenlet;
+using green::greenlet_options;
 
 #if defined(__SANITIZE_ADDRESS__)
 // ASan's run-time switch for detect_stack_use_after_return (asan_interface_internal.h).
@@ -307,4 +308,113 @@ TEST_CASE("an unguarded stack whose bottom is overwritten stops the process as t
     CHECK(child.signal == SIGABRT);
     // After the fallback notice, the last thing it says:
     CHECK(child.err.ends_with("\ngreen: stack overflow in greenlet victim\n"));
+}
+
+// ---- stack_policy::shared -------------------------------------------------------------------
+
+namespace {
+// Fills a frame-local buffer with a pattern derived from seed, switches away, and checks on
+// return that every byte survived the trip through the heap copy.
+[[gnu::noinline]] bool frame_survives(greenlet& back, unsigned seed, std::size_t rounds) {
+    volatile unsigned char buf[2048];
+    for (std::size_t i = 0; i < sizeof buf; ++i) buf[i] = static_cast<unsigned char>(seed * 31 + i);
+    for (std::size_t r = 0; r < rounds; ++r) back.switch_to();
+    for (std::size_t i = 0; i < sizeof buf; ++i)
+        if (buf[i] != static_cast<unsigned char>(seed * 31 + i)) return false;
+    return true;
+}
+}  // namespace
+
+TEST_CASE("greenlets on the shared stack keep their frames across each other's switches") {
+    greenlet main = getcurrent();
+    constexpr int count = 50;
+    constexpr std::size_t rounds = 5;
+    int intact = 0;
+    std::vector<greenlet> gs;
+    for (int i = 0; i < count; ++i)
+        gs.emplace_back(
+            [&, i] {
+                // Different depths, so the saved copies have different sizes.
+                if (frame_survives(main, static_cast<unsigned>(i), rounds)) ++intact;
+            },
+            greenlet_options{.policy = green::stack_policy::shared});
+    // Interleave: each round resumes every greenlet once, each overwriting the shared stack.
+    for (std::size_t r = 0; r <= rounds; ++r)
+        for (auto& g : gs) g.switch_to();
+    CHECK(intact == count);
+    for (auto& g : gs) CHECK(g.dead());
+}
+
+TEST_CASE("a shared-stack greenlet switches directly to another on the same stack, passing values") {
+    // a and b both live on the shared stack; each resumes the other, which has to go through a
+    // copy while the running one's frames occupy the very stack the target needs.
+    greenlet main = getcurrent();
+    greenlet a, b;
+    std::vector<int> trace;
+    const greenlet_options shared{.policy = green::stack_policy::shared};
+    a = greenlet(
+        [&](int x) {
+            for (int i = 0; i < 3; ++i) {
+                trace.push_back(x);
+                x = b.switch_to(x + 1).get<int>();
+            }
+            return x;
+        },
+        shared);
+    b = greenlet(
+        [&](int x) {
+            for (;;) {
+                trace.push_back(x);
+                x = a.switch_to(x * 10).get<int>();
+            }
+        },
+        shared);
+    b.set_parent(main);
+    CHECK(a.switch_to(1).get<int>() == 2110);
+    CHECK(trace == std::vector<int>{1, 2, 20, 21, 210, 211});
+    CHECK(a.dead());
+    b.throw_();  // greenlet_exit unwinds b on the shared stack
+    CHECK(b.dead());
+}
+
+TEST_CASE("parked shared-stack greenlets take no stack of their own") {
+    greenlet main = getcurrent();
+    const auto before = green::stack_statistics();
+    std::vector<greenlet> parked;
+    for (int i = 0; i < 2000; ++i) {
+        parked.emplace_back([&] { main.switch_to(); }, greenlet_options{.policy = green::stack_policy::shared});
+        parked.back().switch_to();
+    }
+    const auto during = green::stack_statistics();
+    // One shared stack for the thread, one for the switcher at most; not one per greenlet.
+    CHECK(during.guarded_in_use + during.unguarded_in_use <= before.guarded_in_use + before.unguarded_in_use + 2);
+    parked.clear();  // killed: each is swapped back in to unwind
+}
+
+TEST_CASE("set_default_stack_policy applies to the calling thread's new greenlets only") {
+    CHECK(green::default_stack_policy() == green::stack_policy::dedicated);
+    std::thread([] {
+        green::set_default_stack_policy(green::stack_policy::shared);
+        CHECK(green::default_stack_policy() == green::stack_policy::shared);
+        greenlet main = getcurrent();
+        const auto before = green::stack_statistics().guarded_in_use;
+        std::vector<greenlet> parked;
+        for (int i = 0; i < 100; ++i) {
+            parked.emplace_back([&] { main.switch_to(); });
+            parked.back().switch_to();
+        }
+        CHECK(green::stack_statistics().guarded_in_use <= before + 2);
+    }).join();
+    CHECK(green::default_stack_policy() == green::stack_policy::dedicated);
+}
+
+TEST_CASE("a stack overflow on the shared stack names the greenlet") {
+    child_outcome child = run_in_child([] {
+        greenlet g([] { use_stack(static_cast<std::size_t>(-1)); },
+                   {.name = "sharer", .policy = green::stack_policy::shared});
+        g.switch_to();
+        return 0;
+    });
+    CHECK(child.signal == SIGABRT);
+    CHECK(child.err == "green: stack overflow in greenlet sharer\n");
 }

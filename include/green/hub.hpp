@@ -314,7 +314,7 @@ void sleep_slow();
 inline void sleep() {
 #if !defined(GREEN_DETAIL_SANITIZED)
     detail::thread_core* ts = detail::tls_core;
-    if (ts && ts->run_queue && ts->current != ts->hub) [[likely]] {
+    if (ts && ts->run_queue && ts->current != ts->hub && !ts->current->on_shared_stack) [[likely]] {
         // Queue our own resumption at the tail and switch to the hub. The callback unlinks
         // itself when it runs, or when an exception thrown in (a kill) unwinds this frame.
         detail::callback resume;

@@ -63,6 +63,7 @@ struct greenlet_core {
     // to next must give back its stack, free it, or kill it.
     std::atomic<bool> needs_attention{false};
     bool check_canary = false;  // on an unguarded (map-count fallback) stack
+    bool on_shared_stack = false;  // stack_policy::shared: the library switches it in
     thread_core* owner = nullptr;  // the thread that started it (or whose main it is)
     boost::context::detail::fcontext_t context = nullptr;  // saved registers while suspended
     eh_globals eh;
@@ -96,7 +97,7 @@ void check_canary_or_die(greenlet_core* self);
 [[gnu::always_inline]] inline bool try_fast_switch(thread_core* ts, greenlet_core* target) {
     greenlet_core* self = ts->current;
     if (__builtin_expect(target->owner != ts || target->state.load(std::memory_order_relaxed) != lifecycle::active ||
-                             target == self || ts->tracing,
+                             target == self || ts->tracing || target->on_shared_stack,
                          0))
         return false;
     if (__builtin_expect(self->check_canary, 0)) check_canary_or_die(self);
