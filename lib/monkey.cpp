@@ -20,6 +20,7 @@
 #include <green/monkey.hpp>
 #include <green/socket.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -105,7 +106,22 @@ fd_table& table() {
     return *t;
 }
 
-std::int64_t timeval_ns(const timeval& tv) { return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000; }
+// Lengths from this one on (about 146 years) mean "for ever": libc would wait that long too,
+// and capping them keeps every deadline computed from them (now + length) from overflowing.
+constexpr std::int64_t forever_ns = std::int64_t{1} << 62;
+
+__extension__ typedef __int128 wide_int;
+
+// seconds + fraction in nanoseconds, capped at +-forever_ns whatever the caller passed.
+std::int64_t capped_ns(std::int64_t seconds, std::int64_t fraction, std::int64_t fraction_ns) {
+    const wide_int ns = wide_int{seconds} * 1'000'000'000 + wide_int{fraction} * fraction_ns;
+    if (ns > forever_ns) return forever_ns;
+    if (ns < -forever_ns) return -forever_ns;
+    return static_cast<std::int64_t>(ns);
+}
+
+std::int64_t timeval_ns(const timeval& tv) { return capped_ns(tv.tv_sec, tv.tv_usec, 1000); }
+std::int64_t timespec_ns(const timespec& ts) { return capped_ns(ts.tv_sec, ts.tv_nsec, 1); }
 
 // Fills an entry from what the kernel says about fd.
 void describe(int fd, fd_info& info) {
@@ -181,6 +197,18 @@ void set_user_nonblock(int fd, bool on) {
 }
 
 // ---- waiting ----------------------------------------------------------------------------
+
+// Sleeps on a hub timer. errno is kept: the hub and the greenlets it runs meanwhile change it,
+// and a successful libc sleep leaves it alone.
+void hub_sleep(std::int64_t ns) {
+    const int saved = errno;
+    green::sleep(std::chrono::nanoseconds(std::min(ns, forever_ns)));
+    errno = saved;
+}
+
+bool valid_request(const timespec* req) {
+    return req && req->tv_sec >= 0 && req->tv_nsec >= 0 && req->tv_nsec < 1'000'000'000;
+}
 
 std::int64_t deadline_after(std::int64_t timeout_ns) { return timeout_ns > 0 ? now_ns() + timeout_ns : -1; }
 
@@ -386,54 +414,38 @@ using namespace green::detail;
 extern "C" {
 
 unsigned int sleep(unsigned int seconds) {
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) {
-        timespec req{static_cast<time_t>(seconds), 0}, rem{};
-        if (sys::nanosleep(&req, &rem) != 0) return static_cast<unsigned>(rem.tv_sec + (rem.tv_nsec > 0));
-        return 0;
-    }
-    green::sleep(std::chrono::seconds(seconds));
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::sleep(seconds);
+    hub_sleep(std::int64_t{seconds} * 1'000'000'000);
     return 0;
 }
 
 int usleep(useconds_t microseconds) {
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) {
-        timespec req{static_cast<time_t>(microseconds / 1'000'000), static_cast<long>(microseconds % 1'000'000) * 1000};
-        return sys::nanosleep(&req, nullptr);
-    }
-    green::sleep(std::chrono::microseconds(microseconds));
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::usleep(microseconds);
+    hub_sleep(std::int64_t{microseconds} * 1000);
     return 0;
 }
 
 int nanosleep(const timespec* req, timespec* rem) {
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::nanosleep(req, rem);
-    if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000 || req->tv_sec < 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    // An invalid request goes to libc, which fails at once with its own errno (EFAULT, EINVAL).
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !valid_request(req))
+        return sys::nanosleep(req, rem);
     // Never interrupted by a signal, so `rem` is never written, as in libc without EINTR.
-    green::sleep(std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec));
+    hub_sleep(timespec_ns(*req));
     return 0;
 }
 
 int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
-    static std::atomic<int (*)(clockid_t, int, const timespec*, timespec*)> real{nullptr};
-    auto* f = real.load();
-    if (!f) {
-        f = reinterpret_cast<int (*)(clockid_t, int, const timespec*, timespec*)>(dlsym(RTLD_NEXT, "clock_nanosleep"));
-        real.store(f);
-    }
     const bool supported = clock == CLOCK_MONOTONIC || clock == CLOCK_REALTIME || clock == CLOCK_BOOTTIME;
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !supported)
-        return f ? f(clock, flags, req, rem) : EINVAL;
-    if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000 || req->tv_sec < 0) return EINVAL;
-    std::int64_t wait_ns = std::int64_t{req->tv_sec} * 1'000'000'000 + req->tv_nsec;
-    if (flags & TIMER_ABSTIME) {
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !supported || !valid_request(req))
+        return sys::clock_nanosleep(clock, flags, req, rem);
+    std::int64_t wait_ns = timespec_ns(*req);
+    if ((flags & TIMER_ABSTIME) && wait_ns < forever_ns) {
         timespec now{};
         clock_gettime(clock, &now);
-        wait_ns -= std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-        if (wait_ns <= 0) return 0;
+        wait_ns -= timespec_ns(now);
+        if (wait_ns <= 0) return 0;  // already past: no wait, no yield
     }
-    green::sleep(std::chrono::nanoseconds(wait_ns));
+    hub_sleep(wait_ns);
     return 0;  // returns the error number, not -1/errno
 }
 

@@ -2,6 +2,7 @@
 #include "sys.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -113,6 +114,34 @@ int fcntl(int fd, int cmd, long arg) {
 int nanosleep(const timespec* req, timespec* rem) {
     static const auto real_nanosleep = next_definition<int (*)(const timespec*, timespec*)>("nanosleep");
     return real_nanosleep ? real_nanosleep(req, rem) : static_cast<int>(::syscall(SYS_nanosleep, req, rem));
+}
+
+int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
+    static const auto real_clock_nanosleep =
+        next_definition<int (*)(clockid_t, int, const timespec*, timespec*)>("clock_nanosleep");
+    if (real_clock_nanosleep) return real_clock_nanosleep(clock, flags, req, rem);
+    const int saved = errno;
+    const int r = ::syscall(SYS_clock_nanosleep, clock, flags, req, rem) == 0 ? 0 : errno;
+    errno = saved;
+    return r;
+}
+
+unsigned sleep(unsigned seconds) {
+    static const auto real_sleep = next_definition<unsigned (*)(unsigned)>("sleep");
+    if (real_sleep) return real_sleep(seconds);
+    // As glibc's: the whole seconds left when interrupted; errno untouched otherwise.
+    const int saved = errno;
+    timespec ts{static_cast<time_t>(seconds), 0};
+    if (sys::nanosleep(&ts, &ts) != 0) return static_cast<unsigned>(ts.tv_sec);
+    errno = saved;
+    return 0;
+}
+
+int usleep(useconds_t microseconds) {
+    static const auto real_usleep = next_definition<int (*)(useconds_t)>("usleep");
+    if (real_usleep) return real_usleep(microseconds);
+    const timespec ts{static_cast<time_t>(microseconds / 1'000'000), static_cast<long>(microseconds % 1'000'000) * 1000};
+    return sys::nanosleep(&ts, nullptr);
 }
 
 }  // namespace green::detail::sys
