@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdarg>
 #include <cstring>
 #include <dlfcn.h>
@@ -212,6 +213,73 @@ bool valid_request(const timespec* req) {
 
 std::int64_t deadline_after(std::int64_t timeout_ns) { return timeout_ns > 0 ? now_ns() + timeout_ns : -1; }
 
+int events_to_epoll(short events) {
+    int out = 0;
+    if (events & POLLIN) out |= EPOLLIN;
+    if (events & POLLOUT) out |= EPOLLOUT;
+    if (events & POLLPRI) out |= EPOLLPRI;
+    if (events & POLLRDHUP) out |= EPOLLRDHUP;
+    return out;
+}
+
+// Greenlets of this thread waiting for one fd through a private epoll set (wait_for_any with an
+// owner), so that close() and dup2() can wake them as cancel_wait wakes the hub's waiters.
+struct side_wait {
+    int fd;
+    int set;
+};
+thread_local std::vector<side_wait> side_waits;
+
+void cancel_side_waits(int fd) noexcept {
+    for (const side_wait& w : side_waits)
+        if (w.fd == fd) green::cancel_wait(w.set);  // its wait_fd(set) raises EBADF
+}
+
+// Waits in the hub until one of the fds has one of its events, or the timeout: the fds go into
+// a private epoll set, and the hub waits for that set to become readable. True when an event
+// came, false at the timeout. With owner >= 0 the set stands for a wait on that fd, which
+// closing it cancels (std::system_error EBADF).
+bool wait_for_any(const pollfd* fds, nfds_t n, std::optional<duration> timeout, int owner = -1) {
+    const int set = epoll_create1(EPOLL_CLOEXEC);
+    if (set < 0) {  // out of fds: block like libc
+        const std::int64_t ms = timeout ? (timeout->ns.count() + 999'999) / 1'000'000 : -1;
+        std::vector<pollfd> copy(fds, fds + n);
+        return sys::poll(copy.data(), n, static_cast<int>(std::min<std::int64_t>(ms, INT_MAX))) != 0;
+    }
+    bool any = false;
+    for (nfds_t i = 0; i < n; ++i) {
+        if (fds[i].fd < 0) continue;
+        epoll_event ev{};
+        ev.events = static_cast<std::uint32_t>(events_to_epoll(fds[i].events));
+        ev.data.fd = fds[i].fd;
+        if (epoll_ctl(set, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) {
+            any = true;
+        } else if (errno == EEXIST) {  // the same fd twice: wait for the union of its events
+            epoll_event old{};
+            old.events = ev.events;
+            for (nfds_t j = 0; j < i; ++j)
+                if (fds[j].fd == fds[i].fd) old.events |= static_cast<std::uint32_t>(events_to_epoll(fds[j].events));
+            epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &old);
+        }
+    }
+    struct closer {
+        int set;
+        bool side;
+        ~closer() {
+            if (side)
+                std::erase_if(side_waits, [this](const side_wait& w) { return w.set == set; });
+            green::cancel_wait(set);
+            sys::close(set);
+        }
+    } close_set{set, owner >= 0};
+    if (owner >= 0) side_waits.push_back(side_wait{owner, set});
+    if (!any) {
+        if (timeout) green::sleep(*timeout);  // poll with no fds: a sleep
+        return false;
+    }
+    return wait_fd(set, false, timeout);
+}
+
 // Waits for readiness until the deadline; false (errno set) when the wait must end the call.
 bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno) {
     std::optional<duration> left;
@@ -224,7 +292,17 @@ bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno)
         left = std::chrono::nanoseconds(remaining);
     }
     try {
-        if (!wait_fd(fd, write, left)) {
+        bool ready;
+        try {
+            ready = wait_fd(fd, write, left);
+        } catch (const green::concurrent_use_error&) {
+            // The hub takes one waiter per fd and direction. Another greenlet is it: wait on a
+            // private epoll set instead, as poll() does, so that two greenlets can block on one
+            // fd as two threads can (several accept()s on one listener, readers of one pipe).
+            const pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
+            ready = wait_for_any(&p, 1, left, fd);
+        }
+        if (!ready) {
             errno = timeout_errno;
             return false;
         }
@@ -324,55 +402,6 @@ ssize_t pipe_write(int fd, const void* buf, std::size_t n) {
     return write_all(fd, n, -1, [&](std::size_t done) {
         return nonblocking_once(fd, [&] { return sys::write(fd, static_cast<const char*>(buf) + done, n - done); });
     });
-}
-
-int events_to_epoll(short events) {
-    int out = 0;
-    if (events & POLLIN) out |= EPOLLIN;
-    if (events & POLLOUT) out |= EPOLLOUT;
-    if (events & POLLPRI) out |= EPOLLPRI;
-    if (events & POLLRDHUP) out |= EPOLLRDHUP;
-    return out;
-}
-
-// Waits in the hub until one of the fds has one of its events, or the timeout (ms, < 0: none):
-// the fds go into a private epoll set, and the hub waits for that set to become readable.
-void wait_for_any(const pollfd* fds, nfds_t n, int timeout_ms) {
-    std::optional<duration> timeout;
-    if (timeout_ms >= 0) timeout = std::chrono::milliseconds(timeout_ms);
-    const int set = epoll_create1(EPOLL_CLOEXEC);
-    if (set < 0) {
-        sys::poll(const_cast<pollfd*>(fds), n, timeout_ms);  // out of fds: block like libc
-        return;
-    }
-    bool any = false;
-    for (nfds_t i = 0; i < n; ++i) {
-        if (fds[i].fd < 0) continue;
-        epoll_event ev{};
-        ev.events = static_cast<std::uint32_t>(events_to_epoll(fds[i].events));
-        ev.data.fd = fds[i].fd;
-        if (epoll_ctl(set, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) {
-            any = true;
-        } else if (errno == EEXIST) {  // the same fd twice: wait for the union of its events
-            epoll_event old{};
-            old.events = ev.events;
-            for (nfds_t j = 0; j < i; ++j)
-                if (fds[j].fd == fds[i].fd) old.events |= static_cast<std::uint32_t>(events_to_epoll(fds[j].events));
-            epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &old);
-        }
-    }
-    struct closer {
-        int fd;
-        ~closer() {
-            green::cancel_wait(fd);
-            sys::close(fd);
-        }
-    } close_set{set};
-    if (!any) {
-        if (timeout) green::sleep(*timeout);  // poll with no fds: a sleep
-        return;
-    }
-    wait_fd(set, false, timeout);
 }
 
 }  // namespace
@@ -592,7 +621,7 @@ int poll(pollfd* fds, nfds_t n, int timeout_ms) {
     // Look first, without waiting: a zero-timeout check never yields.
     const int ready = sys::poll(fds, n, 0);
     if (ready != 0) return ready;
-    wait_for_any(fds, n, timeout_ms);
+    wait_for_any(fds, n, timeout_ms < 0 ? std::nullopt : std::optional<green::duration>(std::chrono::milliseconds(timeout_ms)));
     return sys::poll(fds, n, 0);
 }
 
@@ -627,7 +656,8 @@ int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __res
             }
             timeout_ms = static_cast<int>((timeval_ns(*timeout) + 999'999) / 1'000'000);
         }
-        wait_for_any(fds.data(), fds.size(), timeout_ms);
+        wait_for_any(fds.data(), fds.size(),
+                     timeout_ms < 0 ? std::nullopt : std::optional<green::duration>(std::chrono::milliseconds(timeout_ms)));
         ready = probe();
         if (timeout) {  // Linux's select leaves the time not slept in *timeout
             std::int64_t left = timeval_ns(*timeout) - (now_ns() - start);
@@ -647,7 +677,10 @@ int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __res
 int close(int fd) {
     // Waiters on fd (in this thread's hub) wake with EBADF before the number can be reused, and
     // the hub's epoll registration goes first (epoll would drop it silently otherwise).
-    if (patched_for(green::monkey::patch::socket)) green::cancel_wait(fd);
+    if (patched_for(green::monkey::patch::socket)) {
+        green::cancel_wait(fd);
+        cancel_side_waits(fd);
+    }
     forget_fd_info(fd);
     return sys::close(fd);
 }
@@ -698,6 +731,7 @@ int dup(int fd) noexcept {
 int dup3(int from, int to, int flags) noexcept {
     if (from != to) {
         green::cancel_wait(to);  // `to` is closed first if open
+        cancel_side_waits(to);
         forget_fd_info(to);
     }
     const int r = static_cast<int>(syscall(SYS_dup3, from, to, flags));
