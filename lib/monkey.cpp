@@ -313,12 +313,18 @@ bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno)
     return true;
 }
 
-// Calls attempt() until it does not fail with EAGAIN, waiting in between.
+// Calls attempt() until it does not fail with EAGAIN, waiting in between. A success leaves
+// errno as the caller had it, as libc does: the failed attempts, the hub and the greenlets
+// that ran during the wait all changed it.
 template <class F>
 ssize_t until_ready(int fd, bool write, std::int64_t deadline, F&& attempt) {
+    const int saved = errno;
     for (;;) {
         ssize_t r = attempt();
-        if (r >= 0) return r;
+        if (r >= 0) {
+            errno = saved;
+            return r;
+        }
         const int e = errno;
         if (e != EAGAIN && e != EWOULDBLOCK) return -1;
         if (!wait_ready_fd(fd, write, deadline, EAGAIN)) return -1;
@@ -329,13 +335,18 @@ ssize_t until_ready(int fd, bool write, std::int64_t deadline, F&& attempt) {
 // error or timeout after some bytes went out returns the count written.
 template <class F>
 ssize_t write_all(int fd, std::size_t n, std::int64_t deadline, F&& attempt) {
+    const int saved = errno;
     std::size_t done = 0;
     while (done < n || n == 0) {
         ssize_t r = until_ready(fd, true, deadline, [&] { return attempt(done); });
-        if (r < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        if (r < 0) {
+            if (done == 0) return -1;
+            break;
+        }
         done += static_cast<std::size_t>(r);
         if (n == 0) break;
     }
+    errno = saved;
     return static_cast<ssize_t>(done);
 }
 
@@ -581,6 +592,7 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 int connect(int fd, const sockaddr* addr, socklen_t len) {
     fd_info* info = cooperative_fd(fd);
     if (!info || !(info->bits.load(std::memory_order_relaxed) & is_socket)) return sys::connect(fd, addr, len);
+    const int saved = errno;
     if (nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }) == 0) return 0;
     if (errno != EINPROGRESS) return -1;
     // SO_SNDTIMEO bounds a blocking connect; when it expires libc reports EINPROGRESS.
@@ -593,6 +605,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         errno = error;
         return -1;
     }
+    errno = saved;
     return 0;
 }
 
