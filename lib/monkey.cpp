@@ -126,6 +126,9 @@ std::int64_t timespec_ns(const timespec& ts) { return capped_ns(ts.tv_sec, ts.tv
 
 // Fills an entry from what the kernel says about fd.
 void describe(int fd, fd_info& info) {
+    info.bits.store(0, std::memory_order_relaxed);
+    info.recv_timeout_ns.store(0, std::memory_order_relaxed);
+    info.send_timeout_ns.store(0, std::memory_order_relaxed);
     struct stat st;
     if (fstat(fd, &st) != 0) return;  // bad fd: the real call reports it
     std::uint32_t bits = known;
@@ -145,6 +148,17 @@ void describe(int fd, fd_info& info) {
     int flags = sys::fcntl(fd, F_GETFL, 0);
     if (flags >= 0 && (flags & O_NONBLOCK)) bits |= user_nonblock;
     info.bits.store(bits, std::memory_order_relaxed);
+}
+
+// A socket call failed with ENOTSOCK on an fd the table holds for a socket: the number was
+// closed behind the hooks' back (fclose, a raw system call) and reused for something else.
+// Describes it afresh; true when the caller should start over. errno is kept.
+bool stale_socket_entry(int fd, fd_info& info) {
+    const int e = errno;
+    if (e != ENOTSOCK) return false;
+    describe(fd, info);
+    errno = e;
+    return !(info.bits.load(std::memory_order_relaxed) & is_socket);
 }
 
 // The entry for fd if a hook should act on it here and now; nullptr means "call libc".
@@ -492,8 +506,10 @@ int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* r
 ssize_t read(int fd, void* buf, size_t n) {
     fd_info* info = cooperative_fd(fd);
     if (!info) return sys::read(fd, buf, n);
-    if (info->bits.load(std::memory_order_relaxed) & is_socket)
-        return recv_hooked(fd, *info, buf, n, 0, nullptr, nullptr);
+    if (info->bits.load(std::memory_order_relaxed) & is_socket) {
+        const ssize_t r = recv_hooked(fd, *info, buf, n, 0, nullptr, nullptr);
+        return r < 0 && stale_socket_entry(fd, *info) ? read(fd, buf, n) : r;
+    }
     return pipe_read(fd, buf, n);
 }
 
@@ -502,7 +518,8 @@ ssize_t write(int fd, const void* buf, size_t n) {
     if (!info) return sys::write(fd, buf, n);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         // write() on a socket is send() with no flags (SIGPIPE included, as in libc).
-        return send_hooked(fd, *info, buf, n, 0, nullptr, 0);
+        const ssize_t r = send_hooked(fd, *info, buf, n, 0, nullptr, 0);
+        return r < 0 && stale_socket_entry(fd, *info) ? write(fd, buf, n) : r;
     }
     return pipe_write(fd, buf, n);
 }
@@ -512,12 +529,13 @@ ssize_t readv(int fd, const iovec* iov, int count) {
     if (!info) return sys::readv(fd, iov, count);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
-        return until_ready(fd, false, deadline, [&] {
+        const ssize_t r = until_ready(fd, false, deadline, [&] {
             msghdr msg{};
             msg.msg_iov = const_cast<iovec*>(iov);
             msg.msg_iovlen = static_cast<std::size_t>(count);
             return sys::recvmsg(fd, &msg, MSG_DONTWAIT);
         });
+        return r < 0 && stale_socket_entry(fd, *info) ? readv(fd, iov, count) : r;
     }
     return until_ready(fd, false, -1, [&] { return nonblocking_once(fd, [&] { return sys::readv(fd, iov, count); }); });
 }
@@ -528,13 +546,14 @@ ssize_t writev(int fd, const iovec* iov, int count) {
     const std::size_t n = total(iov, count);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
-        return write_all(fd, n, deadline, [&](std::size_t done) {
+        const ssize_t r = write_all(fd, n, deadline, [&](std::size_t done) {
             std::vector<iovec> rest = advance(iov, count, done);
             msghdr msg{};
             msg.msg_iov = rest.data();
             msg.msg_iovlen = rest.size();
             return sys::sendmsg(fd, &msg, MSG_DONTWAIT);
         });
+        return r < 0 && stale_socket_entry(fd, *info) ? writev(fd, iov, count) : r;
     }
     return write_all(fd, n, -1, [&](std::size_t done) {
         std::vector<iovec> rest = advance(iov, count, done);
