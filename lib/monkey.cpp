@@ -604,6 +604,10 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
         msghdr part = *msg;
         part.msg_iov = rest.data();
         part.msg_iovlen = rest.size();
+        if (done > 0) {  // the ancillary data (SCM_RIGHTS...) went with the first bytes
+            part.msg_control = nullptr;
+            part.msg_controllen = 0;
+        }
         return sys::sendmsg(fd, &part, flags | MSG_DONTWAIT);
     });
 }
