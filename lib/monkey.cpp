@@ -364,6 +364,34 @@ ssize_t write_all(int fd, std::size_t n, std::int64_t deadline, F&& attempt) {
     return static_cast<ssize_t>(done);
 }
 
+// MSG_WAITALL means something on stream sockets only: wait until all n bytes have come.
+bool wait_for_all(const fd_info& info, int flags) {
+    return (flags & MSG_WAITALL) && (info.bits.load(std::memory_order_relaxed) & is_stream);
+}
+
+// A MSG_WAITALL receive: on until n bytes came, as the blocking call is; the end of the
+// stream, an error or the timeout end it early with what came (-1 if nothing did).
+// attempt(done) receives into the buffer from offset done; with MSG_PEEK nothing is consumed,
+// so each attempt looks again from the start (offset 0) and the wait is for more data.
+template <class F>
+ssize_t read_all(int fd, std::size_t n, std::int64_t deadline, int flags, F&& attempt) {
+    const int saved = errno;
+    std::size_t done = 0;
+    while (done < n) {
+        const std::size_t from = (flags & MSG_PEEK) ? 0 : done;
+        const ssize_t r = until_ready(fd, false, deadline, [&] { return attempt(from); });
+        if (r < 0) {
+            if (done == 0) return -1;
+            break;
+        }
+        if (r == 0) break;  // the peer closed its side
+        done = from + static_cast<std::size_t>(r);
+        if ((flags & MSG_PEEK) && done < n && !wait_ready_fd(fd, false, deadline, EAGAIN)) break;
+    }
+    errno = saved;
+    return static_cast<ssize_t>(done);
+}
+
 // Runs one call with O_NONBLOCK set on the fd, then restores the flag.
 template <class F>
 auto nonblocking_once(int fd, F&& call) -> decltype(call()) {
@@ -406,7 +434,11 @@ std::size_t total(const iovec* iov, int count) {
 ssize_t recv_hooked(int fd, fd_info& info, void* buf, std::size_t n, int flags, sockaddr* from, socklen_t* len) {
     if (flags & MSG_DONTWAIT) return sys::recvfrom(fd, buf, n, flags, from, len);
     const std::int64_t deadline = deadline_after(info.recv_timeout_ns.load(std::memory_order_relaxed));
-    return until_ready(fd, false, deadline, [&] { return sys::recvfrom(fd, buf, n, flags | MSG_DONTWAIT, from, len); });
+    auto attempt = [&](std::size_t done) {
+        return sys::recvfrom(fd, static_cast<char*>(buf) + done, n - done, flags | MSG_DONTWAIT, from, len);
+    };
+    if (wait_for_all(info, flags)) return read_all(fd, n, deadline, flags, attempt);
+    return until_ready(fd, false, deadline, [&] { return attempt(0); });
 }
 
 ssize_t send_hooked(int fd, fd_info& info, const void* buf, std::size_t n, int flags, const sockaddr* to, socklen_t len) {
@@ -577,7 +609,37 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
     fd_info* info = cooperative_fd(fd);
     if (!info || (flags & MSG_DONTWAIT)) return sys::recvmsg(fd, msg, flags);
     const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
-    return until_ready(fd, false, deadline, [&] { return sys::recvmsg(fd, msg, flags | MSG_DONTWAIT); });
+    if (!wait_for_all(*info, flags))
+        return until_ready(fd, false, deadline, [&] { return sys::recvmsg(fd, msg, flags | MSG_DONTWAIT); });
+    // MSG_WAITALL: the parts go into the rest of the buffers. Ancillary data goes into the
+    // caller's buffer until a part brings some; msg_flags collects every part's.
+    const int count = static_cast<int>(msg->msg_iovlen);
+    const msghdr given = *msg;
+    bool got_control = false;
+    int part_flags = 0;
+    const ssize_t r = read_all(fd, total(msg->msg_iov, count), deadline, flags, [&](std::size_t done) {
+        std::vector<iovec> rest = advance(given.msg_iov, count, done);
+        msghdr part = given;
+        part.msg_iov = rest.data();
+        part.msg_iovlen = rest.size();
+        if (done > 0) {
+            part.msg_name = nullptr;
+            part.msg_namelen = 0;
+        }
+        if (got_control) {
+            part.msg_control = nullptr;
+            part.msg_controllen = 0;
+        }
+        const ssize_t got = sys::recvmsg(fd, &part, flags | MSG_DONTWAIT);
+        if (got < 0) return got;
+        if (done == 0) msg->msg_namelen = part.msg_namelen;
+        if (!got_control) msg->msg_controllen = part.msg_controllen;
+        got_control = got_control || part.msg_controllen > 0;
+        part_flags |= part.msg_flags;
+        return got;
+    });
+    msg->msg_flags = part_flags;
+    return r;
 }
 
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
