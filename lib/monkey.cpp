@@ -678,10 +678,36 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
     fd_info* info = cooperative_fd(fd);
     if (!info || !(info->bits.load(std::memory_order_relaxed) & is_socket)) return sys::connect(fd, addr, len);
     const int saved = errno;
-    if (nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }) == 0) return 0;
-    if (errno != EINPROGRESS) return -1;
+    auto attempt = [&] { return nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }); };
+    if (attempt() == 0) return 0;
     // SO_SNDTIMEO bounds a blocking connect; when it expires libc reports EINPROGRESS.
     const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
+    if (errno == EAGAIN && addr && addr->sa_family == AF_UNIX) {
+        // A Unix listener with a full backlog. libc's connect sleeps until the listener accepts,
+        // and nothing can be polled for that (the connecting socket is always writable): try
+        // again after pauses growing from 1 ms to 50 ms, until SO_SNDTIMEO, which ends it with
+        // EAGAIN as in libc.
+        std::int64_t pause = 1'000'000;
+        for (;;) {
+            std::int64_t wait = pause;
+            if (deadline >= 0) {
+                const std::int64_t left = deadline - now_ns();
+                if (left <= 0) {
+                    errno = EAGAIN;
+                    return -1;
+                }
+                wait = std::min(wait, left);
+            }
+            hub_sleep(wait);
+            pause = std::min<std::int64_t>(pause * 2, 50'000'000);
+            if (attempt() == 0) {
+                errno = saved;
+                return 0;
+            }
+            if (errno != EAGAIN) return -1;
+        }
+    }
+    if (errno != EINPROGRESS) return -1;
     if (!wait_ready_fd(fd, true, deadline, EINPROGRESS)) return -1;
     int error = 0;
     socklen_t error_len = sizeof error;
