@@ -716,6 +716,9 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         errno = error;
         return -1;
     }
+    // Connected. One more connect() moves the socket from 'connecting' to 'connected' as the
+    // blocking call leaves it, so that a later connect() says EISCONN as in libc, not 0.
+    sys::connect(fd, addr, len);
     errno = saved;
     return 0;
 }
