@@ -287,11 +287,29 @@ bool wait_for_any(const pollfd* fds, nfds_t n, std::optional<duration> timeout, 
         }
     } close_set{set, owner >= 0};
     if (owner >= 0) side_waits.push_back(side_wait{owner, set});
-    if (!any) {
-        if (timeout) green::sleep(*timeout);  // poll with no fds: a sleep
+    if (!any) {  // poll with no fds: a sleep, for ever without a timeout (as libc, until a signal)
+        green::sleep(timeout ? *timeout : duration(std::chrono::nanoseconds(forever_ns)));
         return false;
     }
     return wait_fd(set, false, timeout);
+}
+
+// poll and select: waits for any of the fds until the deadline (-1: none) and looks again with
+// probe(). A wake-up after which probe() finds nothing (another greenlet took the data first)
+// waits on, as libc's call would sleep on. Returns probe()'s answer, or 0 at the deadline.
+template <class Probe>
+int wait_and_probe(const pollfd* fds, nfds_t n, std::int64_t deadline, Probe&& probe) {
+    for (;;) {
+        std::optional<duration> left;
+        if (deadline >= 0) {
+            const std::int64_t remaining = deadline - now_ns();
+            if (remaining <= 0) return 0;
+            left = std::chrono::nanoseconds(remaining);
+        }
+        wait_for_any(fds, n, left);
+        const int ready = probe();
+        if (ready != 0) return ready;
+    }
 }
 
 // Waits for readiness until the deadline; false (errno set) when the wait must end the call.
@@ -745,17 +763,25 @@ int accept(int fd, sockaddr* __restrict addr, socklen_t* __restrict len) { retur
 int poll(pollfd* fds, nfds_t n, int timeout_ms) {
     if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || timeout_ms == 0)
         return sys::poll(fds, n, timeout_ms);
-    // Look first, without waiting: a zero-timeout check never yields.
-    const int ready = sys::poll(fds, n, 0);
+    // Look first, without waiting: ready now, or an error, returns at once.
+    const int saved = errno;
+    int ready = sys::poll(fds, n, 0);
     if (ready != 0) return ready;
-    wait_for_any(fds, n, timeout_ms < 0 ? std::nullopt : std::optional<green::duration>(std::chrono::milliseconds(timeout_ms)));
-    return sys::poll(fds, n, 0);
+    const std::int64_t deadline = timeout_ms < 0 ? -1 : now_ns() + std::int64_t{timeout_ms} * 1'000'000;
+    ready = wait_and_probe(fds, n, deadline, [&] { return sys::poll(fds, n, 0); });
+    if (ready >= 0) errno = saved;
+    return ready;
 }
 
 int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __restrict ex, timeval* __restrict timeout) {
-    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() ||
-        (timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0) || nfds < 0 || nfds > FD_SETSIZE)
+    // A zero timeout, and whatever the kernel refuses at once (a negative timeout, a bad nfds),
+    // go straight to libc.
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || nfds < 0 || nfds > FD_SETSIZE ||
+        (timeout && ((timeout->tv_sec == 0 && timeout->tv_usec == 0) || timeout->tv_sec < 0 || timeout->tv_usec < 0)))
         return sys::select(nfds, rd, wr, ex, timeout);
+    const int saved = errno;
+    const std::int64_t start = now_ns();
+    const std::int64_t length = timeout ? timeval_ns(*timeout) : -1;
     std::vector<pollfd> fds;
     for (int fd = 0; fd < nfds; ++fd) {
         short events = 0;
@@ -773,31 +799,18 @@ int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __res
         return sys::select(nfds, rd ? &r0 : nullptr, wr ? &w0 : nullptr, ex ? &e0 : nullptr, &zero);
     };
     int ready = probe();
-    if (ready == 0) {
-        const std::int64_t start = now_ns();
-        int timeout_ms = -1;
-        if (timeout) {
-            if (timeout->tv_sec < 0 || timeout->tv_usec < 0) {
-                errno = EINVAL;
-                return -1;
-            }
-            timeout_ms = static_cast<int>((timeval_ns(*timeout) + 999'999) / 1'000'000);
-        }
-        wait_for_any(fds.data(), fds.size(),
-                     timeout_ms < 0 ? std::nullopt : std::optional<green::duration>(std::chrono::milliseconds(timeout_ms)));
-        ready = probe();
-        if (timeout) {  // Linux's select leaves the time not slept in *timeout
-            std::int64_t left = timeval_ns(*timeout) - (now_ns() - start);
-            if (left < 0) left = 0;
-            timeout->tv_sec = left / 1'000'000'000;
-            timeout->tv_usec = (left % 1'000'000'000) / 1000;
-        }
+    if (ready == 0) ready = wait_and_probe(fds.data(), fds.size(), timeout ? start + length : -1, probe);
+    if (timeout) {  // Linux's select leaves the time not slept in *timeout, whatever the outcome
+        std::int64_t left = length - (now_ns() - start);
+        if (left < 0) left = 0;
+        timeout->tv_sec = static_cast<time_t>(left / 1'000'000'000);
+        timeout->tv_usec = static_cast<suseconds_t>((left % 1'000'000'000) / 1000);
     }
-    if (ready >= 0) {
-        if (rd) *rd = r0;
-        if (wr) *wr = w0;
-        if (ex) *ex = e0;
-    }
+    if (ready < 0) return -1;  // the sets are left as they were, as the kernel does
+    if (rd) *rd = r0;
+    if (wr) *wr = w0;
+    if (ex) *ex = e0;
+    errno = saved;
     return ready;
 }
 
