@@ -869,11 +869,16 @@ int dup(int fd) noexcept {
 }
 
 int dup3(int from, int to, int flags) noexcept {
-    if (from != to) {
-        green::cancel_wait(to);  // `to` is closed first if open
+    // `to` is closed first if open, so its waiters wake with EBADF and its epoll registration
+    // goes before the number refers to the new file; but only when the call will succeed: one
+    // that fails (a bad `from`, bad flags) leaves `to` and its waiters alone.
+    const int saved = errno;
+    if (from != to && (flags & ~O_CLOEXEC) == 0 && sys::fcntl(from, F_GETFD, 0) >= 0) {
+        green::cancel_wait(to);
         cancel_side_waits(to);
         forget_fd_info(to);
     }
+    errno = saved;
     const int r = static_cast<int>(syscall(SYS_dup3, from, to, flags));
     if (r >= 0) copy_entry(from, r);
     return r;
