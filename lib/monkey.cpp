@@ -479,6 +479,18 @@ ssize_t pipe_write(int fd, const void* buf, std::size_t n) {
     });
 }
 
+// fcntl and fcntl64: the real call, then what it changed about the user's non-blocking choice
+// and the fds it made. (Both are F_GETLK and friends with 64-bit offsets on 64-bit Linux, so
+// the one real function serves both.)
+int tracked_fcntl(int fd, int cmd, long arg) {
+    const int r = sys::fcntl(fd, cmd, arg);
+    if (r >= 0) {
+        if (cmd == F_SETFL) set_user_nonblock(fd, arg & O_NONBLOCK);
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) copy_entry(fd, r);
+    }
+    return r;
+}
+
 }  // namespace
 
 void forget_fd_info(int fd) noexcept {
@@ -894,12 +906,16 @@ int fcntl(int fd, int cmd, ...) {
     va_start(ap, cmd);
     const long arg = va_arg(ap, long);  // int or pointer: both fit a long on Linux ABIs
     va_end(ap);
-    const int r = sys::fcntl(fd, cmd, arg);
-    if (r >= 0) {
-        if (cmd == F_SETFL) set_user_nonblock(fd, arg & O_NONBLOCK);
-        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) copy_entry(fd, r);
-    }
-    return r;
+    return tracked_fcntl(fd, cmd, arg);
+}
+
+// What code built with _FILE_OFFSET_BITS=64 calls for fcntl (glibc redirects it there).
+int fcntl64(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    const long arg = va_arg(ap, long);
+    va_end(ap);
+    return tracked_fcntl(fd, cmd, arg);
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {
