@@ -345,6 +345,15 @@ bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno)
     return true;
 }
 
+// The fd's O_NONBLOCK as the kernel has it now. The table follows the calls that set it on
+// this fd, but the flag belongs to the open file description, which dup'ed fds and other
+// processes share and may have set it through: before a hook waits, the kernel has the last
+// word. (Our own nonblocking_once has restored the flag by then.)
+bool kernel_nonblocking(int fd) {
+    const int flags = sys::fcntl(fd, F_GETFL, 0);
+    return flags >= 0 && (flags & O_NONBLOCK);
+}
+
 // Calls attempt() until it does not fail with EAGAIN, waiting in between. A success leaves
 // errno as the caller had it, as libc does: the failed attempts, the hub and the greenlets
 // that ran during the wait all changed it.
@@ -359,6 +368,10 @@ ssize_t until_ready(int fd, bool write, std::int64_t deadline, F&& attempt) {
         }
         const int e = errno;
         if (e != EAGAIN && e != EWOULDBLOCK) return -1;
+        if (kernel_nonblocking(fd)) {  // the user's EAGAIN, not ours
+            errno = e;
+            return -1;
+        }
         if (!wait_ready_fd(fd, write, deadline, EAGAIN)) return -1;
     }
 }
@@ -710,6 +723,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
     const int saved = errno;
     auto attempt = [&] { return nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }); };
     if (attempt() == 0) return 0;
+    if ((errno == EINPROGRESS || errno == EAGAIN) && kernel_nonblocking(fd)) return -1;  // the user's
     // SO_SNDTIMEO bounds a blocking connect; when it expires libc reports EINPROGRESS.
     const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
     if (errno == EAGAIN && addr && addr->sa_family == AF_UNIX) {
