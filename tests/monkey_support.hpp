@@ -10,6 +10,7 @@
 #include <green/event.hpp>
 #include <green/hub.hpp>
 #include <green/monkey.hpp>
+#include <green/timeout.hpp>
 
 #include <doctest/doctest.h>
 
@@ -53,6 +54,13 @@ outcome attempt(F&& call) {
     errno = 0;
     const long r = static_cast<long>(call());
     return {r, r < 0 ? errno : 0};
+}
+
+// attempt() for a call that must not wait long: a hook that wrongly waits shows up as
+// {-2, ETIME} after 2 s instead of hanging the test.
+template <class F>
+outcome within_2s(F&& call) {
+    return green::with_timeout(2s, green::timeout_value(outcome{-2, ETIME}), [&] { return attempt(call); });
 }
 
 // libc's own definition of a function, bypassing libgreen's. (dlsym(RTLD_NEXT) from a test
