@@ -723,7 +723,7 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
     const int saved = errno;
     auto attempt = [&] { return nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }); };
     if (attempt() == 0) return 0;
-    if ((errno == EINPROGRESS || errno == EAGAIN) && kernel_nonblocking(fd)) return -1;  // the user's
+    if ((errno == EINPROGRESS || errno == EALREADY || errno == EAGAIN) && kernel_nonblocking(fd)) return -1;  // the user's
     // SO_SNDTIMEO bounds a blocking connect; when it expires libc reports EINPROGRESS.
     const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
     if (errno == EAGAIN && addr && addr->sa_family == AF_UNIX) {
@@ -751,8 +751,11 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
             if (errno != EAGAIN) return -1;
         }
     }
-    if (errno != EINPROGRESS) return -1;
-    if (!wait_ready_fd(fd, true, deadline, EINPROGRESS)) return -1;
+    // EALREADY: an earlier connect timed out and the handshake is still under way; the blocking
+    // call waits for it all the same, and says EALREADY if the timeout ends that wait too.
+    const int pending = errno;
+    if (pending != EINPROGRESS && pending != EALREADY) return -1;
+    if (!wait_ready_fd(fd, true, deadline, pending)) return -1;
     int error = 0;
     socklen_t error_len = sizeof error;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0) return -1;
