@@ -783,7 +783,18 @@ int accept4(int fd, sockaddr* __restrict addr, socklen_t* __restrict len, int fl
             return nonblocking_once(fd, [&] { return sys::accept4(fd, addr, len, flags); });
         }));
     }
-    if (r >= 0) record(r, is_socket | pollable | is_stream | ((flags & SOCK_NONBLOCK) ? user_nonblock : none));
+    if (r >= 0) {
+        // The new socket is a clone of the listener: same type, same SO_RCVTIMEO/SO_SNDTIMEO.
+        const fd_info* listener = info ? info : table().find(fd);
+        const std::uint32_t bits = listener ? listener->bits.load(std::memory_order_relaxed) : none;
+        if (!(bits & known)) {
+            forget_fd_info(r);  // described from the kernel on first use
+        } else if (fd_info* entry = table().at(r)) {
+            record(r, is_socket | pollable | (bits & is_stream) | ((flags & SOCK_NONBLOCK) ? user_nonblock : none));
+            entry->recv_timeout_ns.store(listener->recv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            entry->send_timeout_ns.store(listener->send_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        }
+    }
     return r;
 }
 
