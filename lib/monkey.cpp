@@ -1101,14 +1101,19 @@ int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* 
         hostent* found = nullptr;
         int herr = 0;
         int rc = 0;
+        int error = 0;
     };
     auto c = std::make_shared<call>();
     c->name = name;
     c->buffer.resize(buflen);
-    offload([c, real] { c->rc = real(c->name.c_str(), &c->entry, c->buffer.data(), c->buffer.size(), &c->found, &c->herr); });
+    offload([c, real] {
+        c->rc = real(c->name.c_str(), &c->entry, c->buffer.data(), c->buffer.size(), &c->found, &c->herr);
+        c->error = errno;
+    });
     *h_errnop = c->herr;
     if (c->rc != 0 || !c->found) {
         *result = nullptr;
+        if (c->rc != 0) errno = c->error;  // glibc sets errno too (ERANGE: the buffer is too small)
         return c->rc;
     }
     std::memcpy(buf, c->buffer.data(), buflen);
