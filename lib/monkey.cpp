@@ -1026,6 +1026,8 @@ int getaddrinfo(const char* __restrict node, const char* __restrict service, con
     auto* real = real_function(slot, "getaddrinfo");
     if (!real) return EAI_SYSTEM;
     if (!resolve_cooperatively(node)) return real(node, service, hints, result);
+    // Owned by the worker too: a caller killed while waiting (a green::timeout) leaves before
+    // the result comes, and the result is then freed with the last reference.
     struct call {
         std::string node, service;
         bool has_node, has_service, has_hints;
@@ -1033,6 +1035,9 @@ int getaddrinfo(const char* __restrict node, const char* __restrict service, con
         int rc = EAI_SYSTEM;
         int error = 0;
         addrinfo* result = nullptr;
+        ~call() {
+            if (result) freeaddrinfo(result);
+        }
     };
     auto c = std::make_shared<call>();
     c->has_node = node != nullptr;
@@ -1051,7 +1056,7 @@ int getaddrinfo(const char* __restrict node, const char* __restrict service, con
                      c->has_hints ? &c->hints : nullptr, &c->result);
         c->error = errno;
     });
-    *result = c->result;
+    *result = std::exchange(c->result, nullptr);
     errno = c->error;
     return c->rc;
 }
