@@ -600,7 +600,9 @@ ssize_t write(int fd, const void* buf, size_t n) {
 }
 
 ssize_t readv(int fd, const iovec* iov, int count) {
-    fd_info* info = cooperative_fd(fd);
+    // A count the kernel refuses goes to libc, which fails at once with EINVAL (recvmsg, used
+    // below for sockets, would say EMSGSIZE; an empty pipe read would say 0).
+    fd_info* info = count >= 0 && count <= IOV_MAX ? cooperative_fd(fd) : nullptr;
     if (!info) return sys::readv(fd, iov, count);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
@@ -616,7 +618,7 @@ ssize_t readv(int fd, const iovec* iov, int count) {
 }
 
 ssize_t writev(int fd, const iovec* iov, int count) {
-    fd_info* info = cooperative_fd(fd);
+    fd_info* info = count >= 0 && count <= IOV_MAX ? cooperative_fd(fd) : nullptr;  // as readv
     if (!info) return sys::writev(fd, iov, count);
     const std::size_t n = total(iov, count);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
