@@ -998,6 +998,11 @@ int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
 
 // ---- name resolution: glibc's resolver does its own I/O out of reach of the hooks, so the
 // real functions run on another thread while the greenlet waits (gevent's thread resolver).
+//
+// These four are weak definitions. Dynamic linking does not care (the first definition found
+// wins, weak or not), but in a fully static link libc.a's getaddrinfo.o comes in anyway (it
+// also defines freeaddrinfo) with a strong getaddrinfo: a strong one here would be a duplicate
+// definition; a weak one gives way, and a static binary resolves names in place.
 
 namespace {
 
@@ -1022,7 +1027,7 @@ bool resolve_cooperatively(const char* host) {
 
 extern "C" {
 
-int getaddrinfo(const char* __restrict node, const char* __restrict service, const addrinfo* __restrict hints,
+[[gnu::weak]] int getaddrinfo(const char* __restrict node, const char* __restrict service, const addrinfo* __restrict hints,
                 addrinfo** __restrict result) {
     static std::atomic<int (*)(const char*, const char*, const addrinfo*, addrinfo**)> slot{nullptr};
     auto* real = real_function(slot, "getaddrinfo");
@@ -1063,7 +1068,7 @@ int getaddrinfo(const char* __restrict node, const char* __restrict service, con
     return c->rc;
 }
 
-int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __restrict host, socklen_t hostlen,
+[[gnu::weak]] int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __restrict host, socklen_t hostlen,
                 char* __restrict serv, socklen_t servlen, int flags) {
     static std::atomic<int (*)(const sockaddr*, socklen_t, char*, socklen_t, char*, socklen_t, int)> slot{nullptr};
     auto* real = real_function(slot, "getnameinfo");
@@ -1093,7 +1098,7 @@ int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __rest
     return c->rc;
 }
 
-int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* __restrict buf, size_t buflen,
+[[gnu::weak]] int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* __restrict buf, size_t buflen,
                     hostent** __restrict result, int* __restrict h_errnop) {
     static std::atomic<int (*)(const char*, hostent*, char*, size_t, hostent**, int*)> slot{nullptr};
     auto* real = real_function(slot, "gethostbyname_r");
@@ -1137,7 +1142,7 @@ int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* 
     return 0;
 }
 
-hostent* gethostbyname(const char* name) {
+[[gnu::weak]] hostent* gethostbyname(const char* name) {
     // As glibc's: one static result per thread (glibc's own is per process and not thread-safe).
     thread_local hostent entry;
     thread_local std::vector<char> buffer(8192);
