@@ -90,9 +90,9 @@ auto in_thread(F fn) {
     return std::move(*result);
 }
 
-// In the hub greenlet itself (a callback): hooks must not wait there either. (An async_result,
-// not a local green::event: the hub still touches an event after waking its waiter, and the
-// waiter returning from here would have destroyed it.)
+// In the hub greenlet itself (a callback): hooks must not wait there either. (An async_result
+// rather than a local green::event: it is reference-counted, so nothing the hub does after
+// waking us can touch a destroyed object.)
 template <class F>
 auto in_hub(F fn) {
     green::async_result<decltype(fn())> result;
