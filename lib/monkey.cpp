@@ -182,7 +182,30 @@ bool may_wait_here() noexcept {
     return tc && tc->run_queue && tc->current != tc->hub;
 }
 
+// Greenlets of this thread waiting for one fd through a private epoll set (wait_for_any with an
+// owner), so that close() and dup2() can wake them as cancel_wait wakes the hub's waiters.
+struct side_wait {
+    int fd;
+    int set;
+};
+thread_local std::vector<side_wait> side_waits;
+
+void cancel_side_waits(int fd) noexcept {
+    for (const side_wait& w : side_waits)
+        if (w.fd == fd) green::cancel_wait(w.set);  // its wait_fd(set) raises EBADF
+}
+
+// A hooked call just made fd. If the number was last closed behind the hooks' back (fclose,
+// close_range, a raw system call), this thread's hub may still hold a registration for the
+// closed file under it, which would keep the new fd's waits from ever being registered:
+// drop it (and wake anything still waiting on the old file, with EBADF).
+void new_fd(int fd) noexcept {
+    green::cancel_wait(fd);
+    cancel_side_waits(fd);
+}
+
 void record(int fd, std::uint32_t bits) {
+    new_fd(fd);
     if (fd_info* info = table().at(fd)) {
         info->bits.store(bits | known, std::memory_order_relaxed);
         info->recv_timeout_ns.store(0, std::memory_order_relaxed);
@@ -191,6 +214,7 @@ void record(int fd, std::uint32_t bits) {
 }
 
 void copy_entry(int from, int to) {
+    new_fd(to);
     fd_info* src = table().find(from);
     fd_info* dst = table().at(to);
     if (!dst) return;
@@ -234,19 +258,6 @@ int events_to_epoll(short events) {
     if (events & POLLPRI) out |= EPOLLPRI;
     if (events & POLLRDHUP) out |= EPOLLRDHUP;
     return out;
-}
-
-// Greenlets of this thread waiting for one fd through a private epoll set (wait_for_any with an
-// owner), so that close() and dup2() can wake them as cancel_wait wakes the hub's waiters.
-struct side_wait {
-    int fd;
-    int set;
-};
-thread_local std::vector<side_wait> side_waits;
-
-void cancel_side_waits(int fd) noexcept {
-    for (const side_wait& w : side_waits)
-        if (w.fd == fd) green::cancel_wait(w.set);  // its wait_fd(set) raises EBADF
 }
 
 // Waits in the hub until one of the fds has one of its events, or the timeout: the fds go into
