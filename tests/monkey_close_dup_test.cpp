@@ -306,3 +306,43 @@ TEST_CASE("fds the hooks never saw made (raw system calls) are described on firs
     REQUIRE(::syscall(SYS_fcntl, p.a, F_SETFL, O_NONBLOCK) == 0);
     CHECK(within_2s([&] { return ::read(p.a, &c, 1); }) == outcome{-1, EAGAIN});
 }
+
+TEST_CASE("an fd closed behind the hooks' back (raw syscall) does not strand the next fd with its number") {
+    green::monkey::patch_all();
+    fd_pair source = make_pipe();  // for the dup at the end; made first, so it takes no number
+    // Waited on once, so the hub has the number registered; then closed with a raw system call
+    // (as fclose or close_range would), which the hooks never see.
+    fd_pair old = make_pipe();
+    auto first = read_one(old.a);
+    green::sleep(5ms);
+    ::write(old.b, "o", 1);
+    REQUIRE(first.get() == 'o');
+    const int number = old.a;
+    REQUIRE(::syscall(SYS_close, number) == 0);
+    old.a = -1;
+    for (bool socket : {false, true}) {
+        CAPTURE(socket);
+        fd_pair fresh = socket ? make_socketpair() : make_pipe();
+        REQUIRE(fresh.a == number);
+        auto writer = green::spawn([&] {
+            green::sleep(10ms);
+            ::write(fresh.b, "f", 1);
+        });
+        char c = 0;
+        CHECK(within_2s([&] { return ::read(fresh.a, &c, 1); }) == outcome{1, 0});
+        writer.join();
+        REQUIRE(::syscall(SYS_close, fresh.a) == 0);  // behind the hooks' back again
+        fresh.a = -1;
+    }
+    // Made by dup: the same.
+    const int copy = ::dup(source.a);
+    REQUIRE(copy == number);
+    auto writer = green::spawn([&] {
+        green::sleep(10ms);
+        ::write(source.b, "d", 1);
+    });
+    char c = 0;
+    CHECK(within_2s([&] { return ::read(copy, &c, 1); }) == outcome{1, 0});
+    writer.join();
+    ::close(copy);
+}
