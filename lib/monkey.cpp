@@ -251,12 +251,19 @@ bool valid_request(const timespec* req) {
 
 std::int64_t deadline_after(std::int64_t timeout_ns) { return timeout_ns > 0 ? now_ns() + timeout_ns : -1; }
 
+// poll's events as epoll's. Linux gives both the same bits; the mapping is spelled out so that
+// no event poll can wait for is left behind (POLLRDNORM & co. included).
 int events_to_epoll(short events) {
     int out = 0;
     if (events & POLLIN) out |= EPOLLIN;
     if (events & POLLOUT) out |= EPOLLOUT;
     if (events & POLLPRI) out |= EPOLLPRI;
     if (events & POLLRDHUP) out |= EPOLLRDHUP;
+    if (events & POLLRDNORM) out |= EPOLLRDNORM;
+    if (events & POLLRDBAND) out |= EPOLLRDBAND;
+    if (events & POLLWRNORM) out |= EPOLLWRNORM;
+    if (events & POLLWRBAND) out |= EPOLLWRBAND;
+    if (events & POLLMSG) out |= EPOLLMSG;
     return out;
 }
 
