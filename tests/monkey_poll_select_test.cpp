@@ -314,3 +314,39 @@ TEST_CASE("errno is left alone by a poll or select that waited and succeeded") {
     CHECK(errno == 0);
     clobber.join();
 }
+
+TEST_CASE("poll for POLLRDNORM, POLLWRNORM and POLLRDHUP wakes when libc's would") {
+    green::monkey::patch_all();
+    fd_pair p = make_pipe();
+    auto writer = green::spawn([&] {
+        green::sleep(10ms);
+        ::write(p.b, "n", 1);
+    });
+    pollfd rd{p.a, POLLRDNORM, 0};
+    CHECK(within_2s([&] { return ::poll(&rd, 1, 5000); }) == outcome{1, 0});
+    CHECK(rd.revents == POLLRDNORM);
+    writer.join();
+
+    fd_pair full = make_pipe();
+    const std::size_t filled = fill(full.b);
+    auto drainer = green::spawn([&] {
+        green::sleep(10ms);
+        std::vector<char> buf(filled);
+        std::size_t got = 0;
+        while (got < filled) got += static_cast<std::size_t>(::read(full.a, buf.data(), buf.size() - got));
+    });
+    pollfd wr{full.b, POLLWRNORM, 0};
+    CHECK(within_2s([&] { return ::poll(&wr, 1, 5000); }) == outcome{1, 0});
+    CHECK(wr.revents == POLLWRNORM);
+    drainer.join();
+
+    fd_pair s = make_socketpair();
+    auto closer = green::spawn([&] {
+        green::sleep(10ms);
+        ::shutdown(s.b, SHUT_WR);
+    });
+    pollfd hup{s.a, POLLRDHUP, 0};
+    CHECK(within_2s([&] { return ::poll(&hup, 1, 5000); }) == outcome{1, 0});
+    CHECK((hup.revents & POLLRDHUP) != 0);
+    closer.join();
+}

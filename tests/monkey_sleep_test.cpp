@@ -286,3 +286,15 @@ TEST_CASE("green::timeout interrupts a patched sleep by raising in the greenlet"
     CHECK(timed_out);
     CHECK(seconds_since(start) < 1.0);
 }
+
+TEST_CASE("a plain greenlet, not a task, waits in the hub too") {
+    green::monkey::patch_all();
+    ticker tick(1ms);
+    const int before = tick.ticks;
+    green::greenlet g([] {
+        ::usleep(30'000);
+        return 7;
+    });
+    CHECK(g.switch_to().get<int>() == 7);
+    CHECK(tick.ticks - before >= 10);
+}
