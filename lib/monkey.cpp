@@ -6,11 +6,17 @@
 //     Anything else calls the real function: same result, same errno.
 //   * The kernel fd's O_NONBLOCK flag is never left changed, because it belongs to the open file
 //     description and would leak into dup'ed fds and other processes. Sockets use MSG_DONTWAIT
-//     per call; connect, accept and pipe I/O set O_NONBLOCK just for the one call.
+//     per call; connect, accept and pipe I/O set O_NONBLOCK just for the one call. For the same
+//     reason the kernel's flag has the last word before a hook waits: set through a dup or by
+//     another process, it makes the hook return the user's EAGAIN.
 //   * Try the call; on EAGAIN wait in the hub for readiness; retry. SO_RCVTIMEO / SO_SNDTIMEO
 //     bound the wait exactly as in libc (EAGAIN, or EINPROGRESS for connect); no other timeout
 //     is invented. Writes on stream sockets and pipes go on until everything is written, as a
-//     blocking call would. errno is set last, after the final switch.
+//     blocking call would; so does MSG_WAITALL. errno is set last, after the final switch, and
+//     a call that succeeds leaves it as it was.
+//   * Two greenlets may block on one fd, as two threads may: the hub takes one waiter per fd
+//     and direction, the others wait on a private epoll set. close() and dup2() over the fd
+//     wake them all with EBADF, without touching the number again.
 //   * Per-fd facts (kind, the user's non-blocking choice, socket timeouts) live in a table
 //     indexed by fd, filled lazily on first use so fds opened before patching work too.
 #include "hub_impl.hpp"
