@@ -987,7 +987,10 @@ int setsockopt(int fd, int level, int name, const void* value, socklen_t len) no
     if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && len >= sizeof(timeval)) {
         if (fd_info* info = table().at(fd)) {
             if (!(info->bits.load(std::memory_order_relaxed) & known)) describe(fd, *info);
-            const std::int64_t ns = timeval_ns(*static_cast<const timeval*>(value));
+            const timeval& tv = *static_cast<const timeval*>(value);
+            // A negative length is accepted by the kernel as "do not wait at all" (with a
+            // warning in its log): 1 ns, which is over before the first wait.
+            const std::int64_t ns = tv.tv_sec < 0 ? 1 : timeval_ns(tv);
             (name == SO_RCVTIMEO ? info->recv_timeout_ns : info->send_timeout_ns).store(ns, std::memory_order_relaxed);
         }
     }

@@ -197,6 +197,13 @@ std::vector<situation> situations() {
         m.msg_iovlen = 1;
         return attempt([&] { return CALL(libc, recvmsg, s.a, &m, 0); });
     });
+    add("recv, negative SO_RCVTIMEO (the kernel makes it 'do not wait')", [](bool libc) {
+        fd_pair s = make_socketpair();
+        const timeval negative{-1, 0};
+        REQUIRE(::setsockopt(s.a, SOL_SOCKET, SO_RCVTIMEO, &negative, sizeof negative) == 0);
+        char b[4];
+        return attempt([&] { return CALL(libc, recv, s.a, b, 4, 0); });
+    });
     add("send, SO_SNDTIMEO expires on a full socket", [](bool libc) {
         fd_pair s = make_socketpair();
         fill(s.a);
