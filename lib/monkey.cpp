@@ -330,7 +330,12 @@ int wait_and_probe(const pollfd* fds, nfds_t n, std::int64_t deadline, Probe&& p
             if (remaining <= 0) return 0;
             left = std::chrono::nanoseconds(remaining);
         }
-        wait_for_any(fds, n, left);
+        try {
+            wait_for_any(fds, n, left);
+        } catch (const std::system_error& e) {  // the hub cannot watch the set (ENOMEM, ENOSPC)
+            errno = e.code().value();
+            return -1;
+        }
         const int ready = probe();
         if (ready != 0) return ready;
     }
@@ -814,6 +819,7 @@ int accept4(int fd, sockaddr* __restrict addr, socklen_t* __restrict len, int fl
         const fd_info* listener = info ? info : table().find(fd);
         const std::uint32_t bits = listener ? listener->bits.load(std::memory_order_relaxed) : none;
         if (!(bits & known)) {
+            new_fd(r);
             forget_fd_info(r);  // described from the kernel on first use
         } else if (fd_info* entry = table().at(r)) {
             record(r, is_socket | pollable | (bits & is_stream) | ((flags & SOCK_NONBLOCK) ? user_nonblock : none));
