@@ -117,19 +117,26 @@ int nanosleep(const timespec* req, timespec* rem) {
 }
 
 int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
-    static const auto real_clock_nanosleep =
-        next_definition<int (*)(clockid_t, int, const timespec*, timespec*)>("clock_nanosleep");
-    if (real_clock_nanosleep) return real_clock_nanosleep(clock, flags, req, rem);
-    const int saved = errno;
+    // An atomic slot, constant-initialised: no static init guard, which sanitizer interceptors
+    // (TSan's wraps clock_nanosleep and calls ours) do not model.
+    static std::atomic<void*> slot{nullptr};
+    static char not_found;
+    void* p = slot.load(std::memory_order_acquire);
+    if (!p) {
+        p = dlsym(RTLD_NEXT, "clock_nanosleep");
+        slot.store(p ? p : &not_found, std::memory_order_release);
+    }
+    if (p && p != &not_found)
+        return reinterpret_cast<int (*)(clockid_t, int, const timespec*, timespec*)>(p)(clock, flags, req, rem);
+    const int saved = errno;  // the system call says -1 and errno; clock_nanosleep returns it
     const int r = ::syscall(SYS_clock_nanosleep, clock, flags, req, rem) == 0 ? 0 : errno;
     errno = saved;
     return r;
 }
 
+// sleep and usleep are glibc's own algorithms over nanosleep (glibc's are exactly these): the
+// whole seconds left, truncated, when a signal interrupts sleep, and errno kept otherwise.
 unsigned sleep(unsigned seconds) {
-    static const auto real_sleep = next_definition<unsigned (*)(unsigned)>("sleep");
-    if (real_sleep) return real_sleep(seconds);
-    // As glibc's: the whole seconds left when interrupted; errno untouched otherwise.
     const int saved = errno;
     timespec ts{static_cast<time_t>(seconds), 0};
     if (sys::nanosleep(&ts, &ts) != 0) return static_cast<unsigned>(ts.tv_sec);
@@ -138,8 +145,6 @@ unsigned sleep(unsigned seconds) {
 }
 
 int usleep(useconds_t microseconds) {
-    static const auto real_usleep = next_definition<int (*)(useconds_t)>("usleep");
-    if (real_usleep) return real_usleep(microseconds);
     const timespec ts{static_cast<time_t>(microseconds / 1'000'000), static_cast<long>(microseconds % 1'000'000) * 1000};
     return sys::nanosleep(&ts, nullptr);
 }

@@ -38,6 +38,7 @@ int fcntl(int fd, int cmd, long arg);
 int nanosleep(const timespec* req, timespec* rem);
 // Returns an error number, not -1 and errno, as clock_nanosleep does.
 int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem);
+// glibc's sleep and usleep, over the real nanosleep.
 unsigned sleep(unsigned seconds);
 int usleep(useconds_t microseconds);
 
