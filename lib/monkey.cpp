@@ -6,11 +6,17 @@
 //     Anything else calls the real function: same result, same errno.
 //   * The kernel fd's O_NONBLOCK flag is never left changed, because it belongs to the open file
 //     description and would leak into dup'ed fds and other processes. Sockets use MSG_DONTWAIT
-//     per call; connect, accept and pipe I/O set O_NONBLOCK just for the one call.
+//     per call; connect, accept and pipe I/O set O_NONBLOCK just for the one call. For the same
+//     reason the kernel's flag has the last word before a hook waits: set through a dup or by
+//     another process, it makes the hook return the user's EAGAIN.
 //   * Try the call; on EAGAIN wait in the hub for readiness; retry. SO_RCVTIMEO / SO_SNDTIMEO
 //     bound the wait exactly as in libc (EAGAIN, or EINPROGRESS for connect); no other timeout
 //     is invented. Writes on stream sockets and pipes go on until everything is written, as a
-//     blocking call would. errno is set last, after the final switch.
+//     blocking call would; so does MSG_WAITALL. errno is set last, after the final switch, and
+//     a call that succeeds leaves it as it was.
+//   * Two greenlets may block on one fd, as two threads may: the hub takes one waiter per fd
+//     and direction, the others wait on a private epoll set. close() and dup2() over the fd
+//     wake them all with EBADF, without touching the number again.
 //   * Per-fd facts (kind, the user's non-blocking choice, socket timeouts) live in a table
 //     indexed by fd, filled lazily on first use so fds opened before patching work too.
 #include "hub_impl.hpp"
@@ -20,8 +26,10 @@
 #include <green/monkey.hpp>
 #include <green/socket.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdarg>
 #include <cstring>
 #include <dlfcn.h>
@@ -105,10 +113,28 @@ fd_table& table() {
     return *t;
 }
 
-std::int64_t timeval_ns(const timeval& tv) { return std::int64_t{tv.tv_sec} * 1'000'000'000 + std::int64_t{tv.tv_usec} * 1000; }
+// Lengths from this one on (about 146 years) mean "for ever": libc would wait that long too,
+// and capping them keeps every deadline computed from them (now + length) from overflowing.
+constexpr std::int64_t forever_ns = std::int64_t{1} << 62;
+
+__extension__ typedef __int128 wide_int;
+
+// seconds + fraction in nanoseconds, capped at +-forever_ns whatever the caller passed.
+std::int64_t capped_ns(std::int64_t seconds, std::int64_t fraction, std::int64_t fraction_ns) {
+    const wide_int ns = wide_int{seconds} * 1'000'000'000 + wide_int{fraction} * fraction_ns;
+    if (ns > forever_ns) return forever_ns;
+    if (ns < -forever_ns) return -forever_ns;
+    return static_cast<std::int64_t>(ns);
+}
+
+std::int64_t timeval_ns(const timeval& tv) { return capped_ns(tv.tv_sec, tv.tv_usec, 1000); }
+std::int64_t timespec_ns(const timespec& ts) { return capped_ns(ts.tv_sec, ts.tv_nsec, 1); }
 
 // Fills an entry from what the kernel says about fd.
 void describe(int fd, fd_info& info) {
+    info.bits.store(0, std::memory_order_relaxed);
+    info.recv_timeout_ns.store(0, std::memory_order_relaxed);
+    info.send_timeout_ns.store(0, std::memory_order_relaxed);
     struct stat st;
     if (fstat(fd, &st) != 0) return;  // bad fd: the real call reports it
     std::uint32_t bits = known;
@@ -128,6 +154,17 @@ void describe(int fd, fd_info& info) {
     int flags = sys::fcntl(fd, F_GETFL, 0);
     if (flags >= 0 && (flags & O_NONBLOCK)) bits |= user_nonblock;
     info.bits.store(bits, std::memory_order_relaxed);
+}
+
+// A socket call failed with ENOTSOCK on an fd the table holds for a socket: the number was
+// closed behind the hooks' back (fclose, a raw system call) and reused for something else.
+// Describes it afresh; true when the caller should start over. errno is kept.
+bool stale_socket_entry(int fd, fd_info& info) {
+    const int e = errno;
+    if (e != ENOTSOCK) return false;
+    describe(fd, info);
+    errno = e;
+    return !(info.bits.load(std::memory_order_relaxed) & is_socket);
 }
 
 // The entry for fd if a hook should act on it here and now; nullptr means "call libc".
@@ -151,7 +188,30 @@ bool may_wait_here() noexcept {
     return tc && tc->run_queue && tc->current != tc->hub && !tls_pool_worker;
 }
 
+// Greenlets of this thread waiting for one fd through a private epoll set (wait_for_any with an
+// owner), so that close() and dup2() can wake them as cancel_wait wakes the hub's waiters.
+struct side_wait {
+    int fd;
+    int set;
+};
+thread_local std::vector<side_wait> side_waits;
+
+void cancel_side_waits(int fd) noexcept {
+    for (const side_wait& w : side_waits)
+        if (w.fd == fd) green::cancel_wait(w.set);  // its wait_fd(set) raises EBADF
+}
+
+// A hooked call just made fd. If the number was last closed behind the hooks' back (fclose,
+// close_range, a raw system call), this thread's hub may still hold a registration for the
+// closed file under it, which would keep the new fd's waits from ever being registered:
+// drop it (and wake anything still waiting on the old file, with EBADF).
+void new_fd(int fd) noexcept {
+    green::cancel_wait(fd);
+    cancel_side_waits(fd);
+}
+
 void record(int fd, std::uint32_t bits) {
+    new_fd(fd);
     if (fd_info* info = table().at(fd)) {
         info->bits.store(bits | known, std::memory_order_relaxed);
         info->recv_timeout_ns.store(0, std::memory_order_relaxed);
@@ -160,6 +220,7 @@ void record(int fd, std::uint32_t bits) {
 }
 
 void copy_entry(int from, int to) {
+    new_fd(to);
     fd_info* src = table().find(from);
     fd_info* dst = table().at(to);
     if (!dst) return;
@@ -182,7 +243,103 @@ void set_user_nonblock(int fd, bool on) {
 
 // ---- waiting ----------------------------------------------------------------------------
 
+// Sleeps on a hub timer. errno is kept: the hub and the greenlets it runs meanwhile change it,
+// and a successful libc sleep leaves it alone.
+void hub_sleep(std::int64_t ns) {
+    const int saved = errno;
+    green::sleep(std::chrono::nanoseconds(std::min(ns, forever_ns)));
+    errno = saved;
+}
+
+bool valid_request(const timespec* req) {
+    return req && req->tv_sec >= 0 && req->tv_nsec >= 0 && req->tv_nsec < 1'000'000'000;
+}
+
 std::int64_t deadline_after(std::int64_t timeout_ns) { return timeout_ns > 0 ? now_ns() + timeout_ns : -1; }
+
+// poll's events as epoll's. Linux gives both the same bits; the mapping is spelled out so that
+// no event poll can wait for is left behind (POLLRDNORM & co. included).
+int events_to_epoll(short events) {
+    int out = 0;
+    if (events & POLLIN) out |= EPOLLIN;
+    if (events & POLLOUT) out |= EPOLLOUT;
+    if (events & POLLPRI) out |= EPOLLPRI;
+    if (events & POLLRDHUP) out |= EPOLLRDHUP;
+    if (events & POLLRDNORM) out |= EPOLLRDNORM;
+    if (events & POLLRDBAND) out |= EPOLLRDBAND;
+    if (events & POLLWRNORM) out |= EPOLLWRNORM;
+    if (events & POLLWRBAND) out |= EPOLLWRBAND;
+    if (events & POLLMSG) out |= EPOLLMSG;
+    return out;
+}
+
+// Waits in the hub until one of the fds has one of its events, or the timeout: the fds go into
+// a private epoll set, and the hub waits for that set to become readable. True when an event
+// came, false at the timeout. With owner >= 0 the set stands for a wait on that fd, which
+// closing it cancels (std::system_error EBADF).
+bool wait_for_any(const pollfd* fds, nfds_t n, std::optional<duration> timeout, int owner = -1) {
+    const int set = epoll_create1(EPOLL_CLOEXEC);
+    if (set < 0) {  // out of fds: block like libc
+        const std::int64_t ms = timeout ? (timeout->ns.count() + 999'999) / 1'000'000 : -1;
+        std::vector<pollfd> copy(fds, fds + n);
+        return sys::poll(copy.data(), n, static_cast<int>(std::min<std::int64_t>(ms, INT_MAX))) != 0;
+    }
+    bool any = false;
+    for (nfds_t i = 0; i < n; ++i) {
+        if (fds[i].fd < 0) continue;
+        epoll_event ev{};
+        ev.events = static_cast<std::uint32_t>(events_to_epoll(fds[i].events));
+        ev.data.fd = fds[i].fd;
+        if (epoll_ctl(set, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) {
+            any = true;
+        } else if (errno == EEXIST) {  // the same fd twice: wait for the union of its events
+            epoll_event old{};
+            old.events = ev.events;
+            for (nfds_t j = 0; j < i; ++j)
+                if (fds[j].fd == fds[i].fd) old.events |= static_cast<std::uint32_t>(events_to_epoll(fds[j].events));
+            epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &old);
+        }
+    }
+    struct closer {
+        int set;
+        bool side;
+        ~closer() {
+            if (side)
+                std::erase_if(side_waits, [this](const side_wait& w) { return w.set == set; });
+            green::cancel_wait(set);
+            sys::close(set);
+        }
+    } close_set{set, owner >= 0};
+    if (owner >= 0) side_waits.push_back(side_wait{owner, set});
+    if (!any) {  // poll with no fds: a sleep, for ever without a timeout (as libc, until a signal)
+        green::sleep(timeout ? *timeout : duration(std::chrono::nanoseconds(forever_ns)));
+        return false;
+    }
+    return wait_fd(set, false, timeout);
+}
+
+// poll and select: waits for any of the fds until the deadline (-1: none) and looks again with
+// probe(). A wake-up after which probe() finds nothing (another greenlet took the data first)
+// waits on, as libc's call would sleep on. Returns probe()'s answer, or 0 at the deadline.
+template <class Probe>
+int wait_and_probe(const pollfd* fds, nfds_t n, std::int64_t deadline, Probe&& probe) {
+    for (;;) {
+        std::optional<duration> left;
+        if (deadline >= 0) {
+            const std::int64_t remaining = deadline - now_ns();
+            if (remaining <= 0) return 0;
+            left = std::chrono::nanoseconds(remaining);
+        }
+        try {
+            wait_for_any(fds, n, left);
+        } catch (const std::system_error& e) {  // the hub cannot watch the set (ENOMEM, ENOSPC)
+            errno = e.code().value();
+            return -1;
+        }
+        const int ready = probe();
+        if (ready != 0) return ready;
+    }
+}
 
 // Waits for readiness until the deadline; false (errno set) when the wait must end the call.
 bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno) {
@@ -196,7 +353,17 @@ bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno)
         left = std::chrono::nanoseconds(remaining);
     }
     try {
-        if (!wait_fd(fd, write, left)) {
+        bool ready;
+        try {
+            ready = wait_fd(fd, write, left);
+        } catch (const green::concurrent_use_error&) {
+            // The hub takes one waiter per fd and direction. Another greenlet is it: wait on a
+            // private epoll set instead, as poll() does, so that two greenlets can block on one
+            // fd as two threads can (several accept()s on one listener, readers of one pipe).
+            const pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
+            ready = wait_for_any(&p, 1, left, fd);
+        }
+        if (!ready) {
             errno = timeout_errno;
             return false;
         }
@@ -207,14 +374,33 @@ bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno)
     return true;
 }
 
-// Calls attempt() until it does not fail with EAGAIN, waiting in between.
+// The fd's O_NONBLOCK as the kernel has it now. The table follows the calls that set it on
+// this fd, but the flag belongs to the open file description, which dup'ed fds and other
+// processes share and may have set it through: before a hook waits, the kernel has the last
+// word. (Our own nonblocking_once has restored the flag by then.)
+bool kernel_nonblocking(int fd) {
+    const int flags = sys::fcntl(fd, F_GETFL, 0);
+    return flags >= 0 && (flags & O_NONBLOCK);
+}
+
+// Calls attempt() until it does not fail with EAGAIN, waiting in between. A success leaves
+// errno as the caller had it, as libc does: the failed attempts, the hub and the greenlets
+// that ran during the wait all changed it.
 template <class F>
 ssize_t until_ready(int fd, bool write, std::int64_t deadline, F&& attempt) {
+    const int saved = errno;
     for (;;) {
         ssize_t r = attempt();
-        if (r >= 0) return r;
+        if (r >= 0) {
+            errno = saved;
+            return r;
+        }
         const int e = errno;
         if (e != EAGAIN && e != EWOULDBLOCK) return -1;
+        if (kernel_nonblocking(fd)) {  // the user's EAGAIN, not ours
+            errno = e;
+            return -1;
+        }
         if (!wait_ready_fd(fd, write, deadline, EAGAIN)) return -1;
     }
 }
@@ -223,13 +409,46 @@ ssize_t until_ready(int fd, bool write, std::int64_t deadline, F&& attempt) {
 // error or timeout after some bytes went out returns the count written.
 template <class F>
 ssize_t write_all(int fd, std::size_t n, std::int64_t deadline, F&& attempt) {
+    const int saved = errno;
     std::size_t done = 0;
     while (done < n || n == 0) {
         ssize_t r = until_ready(fd, true, deadline, [&] { return attempt(done); });
-        if (r < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        if (r < 0) {
+            if (done == 0) return -1;
+            break;
+        }
         done += static_cast<std::size_t>(r);
         if (n == 0) break;
     }
+    errno = saved;
+    return static_cast<ssize_t>(done);
+}
+
+// MSG_WAITALL means something on stream sockets only: wait until all n bytes have come.
+bool wait_for_all(const fd_info& info, int flags) {
+    return (flags & MSG_WAITALL) && (info.bits.load(std::memory_order_relaxed) & is_stream);
+}
+
+// A MSG_WAITALL receive: on until n bytes came, as the blocking call is; the end of the
+// stream, an error or the timeout end it early with what came (-1 if nothing did).
+// attempt(done) receives into the buffer from offset done; with MSG_PEEK nothing is consumed,
+// so each attempt looks again from the start (offset 0) and the wait is for more data.
+template <class F>
+ssize_t read_all(int fd, std::size_t n, std::int64_t deadline, int flags, F&& attempt) {
+    const int saved = errno;
+    std::size_t done = 0;
+    while (done < n) {
+        const std::size_t from = (flags & MSG_PEEK) ? 0 : done;
+        const ssize_t r = until_ready(fd, false, deadline, [&] { return attempt(from); });
+        if (r < 0) {
+            if (done == 0) return -1;
+            break;
+        }
+        if (r == 0) break;  // the peer closed its side
+        done = from + static_cast<std::size_t>(r);
+        if ((flags & MSG_PEEK) && done < n && !wait_ready_fd(fd, false, deadline, EAGAIN)) break;
+    }
+    errno = saved;
     return static_cast<ssize_t>(done);
 }
 
@@ -275,7 +494,11 @@ std::size_t total(const iovec* iov, int count) {
 ssize_t recv_hooked(int fd, fd_info& info, void* buf, std::size_t n, int flags, sockaddr* from, socklen_t* len) {
     if (flags & MSG_DONTWAIT) return sys::recvfrom(fd, buf, n, flags, from, len);
     const std::int64_t deadline = deadline_after(info.recv_timeout_ns.load(std::memory_order_relaxed));
-    return until_ready(fd, false, deadline, [&] { return sys::recvfrom(fd, buf, n, flags | MSG_DONTWAIT, from, len); });
+    auto attempt = [&](std::size_t done) {
+        return sys::recvfrom(fd, static_cast<char*>(buf) + done, n - done, flags | MSG_DONTWAIT, from, len);
+    };
+    if (wait_for_all(info, flags)) return read_all(fd, n, deadline, flags, attempt);
+    return until_ready(fd, false, deadline, [&] { return attempt(0); });
 }
 
 ssize_t send_hooked(int fd, fd_info& info, const void* buf, std::size_t n, int flags, const sockaddr* to, socklen_t len) {
@@ -298,53 +521,16 @@ ssize_t pipe_write(int fd, const void* buf, std::size_t n) {
     });
 }
 
-int events_to_epoll(short events) {
-    int out = 0;
-    if (events & POLLIN) out |= EPOLLIN;
-    if (events & POLLOUT) out |= EPOLLOUT;
-    if (events & POLLPRI) out |= EPOLLPRI;
-    if (events & POLLRDHUP) out |= EPOLLRDHUP;
-    return out;
-}
-
-// Waits in the hub until one of the fds has one of its events, or the timeout (ms, < 0: none):
-// the fds go into a private epoll set, and the hub waits for that set to become readable.
-void wait_for_any(const pollfd* fds, nfds_t n, int timeout_ms) {
-    std::optional<duration> timeout;
-    if (timeout_ms >= 0) timeout = std::chrono::milliseconds(timeout_ms);
-    const int set = epoll_create1(EPOLL_CLOEXEC);
-    if (set < 0) {
-        sys::poll(const_cast<pollfd*>(fds), n, timeout_ms);  // out of fds: block like libc
-        return;
+// fcntl and fcntl64: the real call, then what it changed about the user's non-blocking choice
+// and the fds it made. (Both are F_GETLK and friends with 64-bit offsets on 64-bit Linux, so
+// the one real function serves both.)
+int tracked_fcntl(int fd, int cmd, long arg) {
+    const int r = sys::fcntl(fd, cmd, arg);
+    if (r >= 0) {
+        if (cmd == F_SETFL) set_user_nonblock(fd, arg & O_NONBLOCK);
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) copy_entry(fd, r);
     }
-    bool any = false;
-    for (nfds_t i = 0; i < n; ++i) {
-        if (fds[i].fd < 0) continue;
-        epoll_event ev{};
-        ev.events = static_cast<std::uint32_t>(events_to_epoll(fds[i].events));
-        ev.data.fd = fds[i].fd;
-        if (epoll_ctl(set, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) {
-            any = true;
-        } else if (errno == EEXIST) {  // the same fd twice: wait for the union of its events
-            epoll_event old{};
-            old.events = ev.events;
-            for (nfds_t j = 0; j < i; ++j)
-                if (fds[j].fd == fds[i].fd) old.events |= static_cast<std::uint32_t>(events_to_epoll(fds[j].events));
-            epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &old);
-        }
-    }
-    struct closer {
-        int fd;
-        ~closer() {
-            green::cancel_wait(fd);
-            sys::close(fd);
-        }
-    } close_set{set};
-    if (!any) {
-        if (timeout) green::sleep(*timeout);  // poll with no fds: a sleep
-        return;
-    }
-    wait_fd(set, false, timeout);
+    return r;
 }
 
 }  // namespace
@@ -386,62 +572,48 @@ using namespace green::detail;
 extern "C" {
 
 unsigned int sleep(unsigned int seconds) {
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) {
-        timespec req{static_cast<time_t>(seconds), 0}, rem{};
-        if (sys::nanosleep(&req, &rem) != 0) return static_cast<unsigned>(rem.tv_sec + (rem.tv_nsec > 0));
-        return 0;
-    }
-    green::sleep(std::chrono::seconds(seconds));
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::sleep(seconds);
+    hub_sleep(std::int64_t{seconds} * 1'000'000'000);
     return 0;
 }
 
 int usleep(useconds_t microseconds) {
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) {
-        timespec req{static_cast<time_t>(microseconds / 1'000'000), static_cast<long>(microseconds % 1'000'000) * 1000};
-        return sys::nanosleep(&req, nullptr);
-    }
-    green::sleep(std::chrono::microseconds(microseconds));
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::usleep(microseconds);
+    hub_sleep(std::int64_t{microseconds} * 1000);
     return 0;
 }
 
 int nanosleep(const timespec* req, timespec* rem) {
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here()) return sys::nanosleep(req, rem);
-    if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000 || req->tv_sec < 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    // An invalid request goes to libc, which fails at once with its own errno (EFAULT, EINVAL).
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !valid_request(req))
+        return sys::nanosleep(req, rem);
     // Never interrupted by a signal, so `rem` is never written, as in libc without EINTR.
-    green::sleep(std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec));
+    hub_sleep(timespec_ns(*req));
     return 0;
 }
 
 int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
-    static std::atomic<int (*)(clockid_t, int, const timespec*, timespec*)> real{nullptr};
-    auto* f = real.load();
-    if (!f) {
-        f = reinterpret_cast<int (*)(clockid_t, int, const timespec*, timespec*)>(dlsym(RTLD_NEXT, "clock_nanosleep"));
-        real.store(f);
-    }
     const bool supported = clock == CLOCK_MONOTONIC || clock == CLOCK_REALTIME || clock == CLOCK_BOOTTIME;
-    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !supported)
-        return f ? f(clock, flags, req, rem) : EINVAL;
-    if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1'000'000'000 || req->tv_sec < 0) return EINVAL;
-    std::int64_t wait_ns = std::int64_t{req->tv_sec} * 1'000'000'000 + req->tv_nsec;
-    if (flags & TIMER_ABSTIME) {
+    if (!patched_for(green::monkey::patch::time) || !may_wait_here() || !supported || !valid_request(req))
+        return sys::clock_nanosleep(clock, flags, req, rem);
+    std::int64_t wait_ns = timespec_ns(*req);
+    if ((flags & TIMER_ABSTIME) && wait_ns < forever_ns) {
         timespec now{};
         clock_gettime(clock, &now);
-        wait_ns -= std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-        if (wait_ns <= 0) return 0;
+        wait_ns -= timespec_ns(now);
+        if (wait_ns <= 0) return 0;  // already past: no wait, no yield
     }
-    green::sleep(std::chrono::nanoseconds(wait_ns));
+    hub_sleep(wait_ns);
     return 0;  // returns the error number, not -1/errno
 }
 
 ssize_t read(int fd, void* buf, size_t n) {
     fd_info* info = cooperative_fd(fd);
     if (!info) return sys::read(fd, buf, n);
-    if (info->bits.load(std::memory_order_relaxed) & is_socket)
-        return recv_hooked(fd, *info, buf, n, 0, nullptr, nullptr);
+    if (info->bits.load(std::memory_order_relaxed) & is_socket) {
+        const ssize_t r = recv_hooked(fd, *info, buf, n, 0, nullptr, nullptr);
+        return r < 0 && stale_socket_entry(fd, *info) ? read(fd, buf, n) : r;
+    }
     return pipe_read(fd, buf, n);
 }
 
@@ -450,39 +622,44 @@ ssize_t write(int fd, const void* buf, size_t n) {
     if (!info) return sys::write(fd, buf, n);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         // write() on a socket is send() with no flags (SIGPIPE included, as in libc).
-        return send_hooked(fd, *info, buf, n, 0, nullptr, 0);
+        const ssize_t r = send_hooked(fd, *info, buf, n, 0, nullptr, 0);
+        return r < 0 && stale_socket_entry(fd, *info) ? write(fd, buf, n) : r;
     }
     return pipe_write(fd, buf, n);
 }
 
 ssize_t readv(int fd, const iovec* iov, int count) {
-    fd_info* info = cooperative_fd(fd);
+    // A count the kernel refuses goes to libc, which fails at once with EINVAL (recvmsg, used
+    // below for sockets, would say EMSGSIZE; an empty pipe read would say 0).
+    fd_info* info = count >= 0 && count <= IOV_MAX ? cooperative_fd(fd) : nullptr;
     if (!info) return sys::readv(fd, iov, count);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
-        return until_ready(fd, false, deadline, [&] {
+        const ssize_t r = until_ready(fd, false, deadline, [&] {
             msghdr msg{};
             msg.msg_iov = const_cast<iovec*>(iov);
             msg.msg_iovlen = static_cast<std::size_t>(count);
             return sys::recvmsg(fd, &msg, MSG_DONTWAIT);
         });
+        return r < 0 && stale_socket_entry(fd, *info) ? readv(fd, iov, count) : r;
     }
     return until_ready(fd, false, -1, [&] { return nonblocking_once(fd, [&] { return sys::readv(fd, iov, count); }); });
 }
 
 ssize_t writev(int fd, const iovec* iov, int count) {
-    fd_info* info = cooperative_fd(fd);
+    fd_info* info = count >= 0 && count <= IOV_MAX ? cooperative_fd(fd) : nullptr;  // as readv
     if (!info) return sys::writev(fd, iov, count);
     const std::size_t n = total(iov, count);
     if (info->bits.load(std::memory_order_relaxed) & is_socket) {
         const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
-        return write_all(fd, n, deadline, [&](std::size_t done) {
+        const ssize_t r = write_all(fd, n, deadline, [&](std::size_t done) {
             std::vector<iovec> rest = advance(iov, count, done);
             msghdr msg{};
             msg.msg_iov = rest.data();
             msg.msg_iovlen = rest.size();
             return sys::sendmsg(fd, &msg, MSG_DONTWAIT);
         });
+        return r < 0 && stale_socket_entry(fd, *info) ? writev(fd, iov, count) : r;
     }
     return write_all(fd, n, -1, [&](std::size_t done) {
         std::vector<iovec> rest = advance(iov, count, done);
@@ -506,7 +683,37 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
     fd_info* info = cooperative_fd(fd);
     if (!info || (flags & MSG_DONTWAIT)) return sys::recvmsg(fd, msg, flags);
     const std::int64_t deadline = deadline_after(info->recv_timeout_ns.load(std::memory_order_relaxed));
-    return until_ready(fd, false, deadline, [&] { return sys::recvmsg(fd, msg, flags | MSG_DONTWAIT); });
+    if (!wait_for_all(*info, flags))
+        return until_ready(fd, false, deadline, [&] { return sys::recvmsg(fd, msg, flags | MSG_DONTWAIT); });
+    // MSG_WAITALL: the parts go into the rest of the buffers. Ancillary data goes into the
+    // caller's buffer until a part brings some; msg_flags collects every part's.
+    const int count = static_cast<int>(msg->msg_iovlen);
+    const msghdr given = *msg;
+    bool got_control = false;
+    int part_flags = 0;
+    const ssize_t r = read_all(fd, total(msg->msg_iov, count), deadline, flags, [&](std::size_t done) {
+        std::vector<iovec> rest = advance(given.msg_iov, count, done);
+        msghdr part = given;
+        part.msg_iov = rest.data();
+        part.msg_iovlen = rest.size();
+        if (done > 0) {
+            part.msg_name = nullptr;
+            part.msg_namelen = 0;
+        }
+        if (got_control) {
+            part.msg_control = nullptr;
+            part.msg_controllen = 0;
+        }
+        const ssize_t got = sys::recvmsg(fd, &part, flags | MSG_DONTWAIT);
+        if (got < 0) return got;
+        if (done == 0) msg->msg_namelen = part.msg_namelen;
+        if (!got_control) msg->msg_controllen = part.msg_controllen;
+        got_control = got_control || part.msg_controllen > 0;
+        part_flags |= part.msg_flags;
+        return got;
+    });
+    msg->msg_flags = part_flags;
+    return r;
 }
 
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
@@ -533,6 +740,10 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
         msghdr part = *msg;
         part.msg_iov = rest.data();
         part.msg_iovlen = rest.size();
+        if (done > 0) {  // the ancillary data (SCM_RIGHTS...) went with the first bytes
+            part.msg_control = nullptr;
+            part.msg_controllen = 0;
+        }
         return sys::sendmsg(fd, &part, flags | MSG_DONTWAIT);
     });
 }
@@ -540,11 +751,42 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 int connect(int fd, const sockaddr* addr, socklen_t len) {
     fd_info* info = cooperative_fd(fd);
     if (!info || !(info->bits.load(std::memory_order_relaxed) & is_socket)) return sys::connect(fd, addr, len);
-    if (nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }) == 0) return 0;
-    if (errno != EINPROGRESS) return -1;
+    const int saved = errno;
+    auto attempt = [&] { return nonblocking_once(fd, [&] { return sys::connect(fd, addr, len); }); };
+    if (attempt() == 0) return 0;
+    if ((errno == EINPROGRESS || errno == EALREADY || errno == EAGAIN) && kernel_nonblocking(fd)) return -1;  // the user's
     // SO_SNDTIMEO bounds a blocking connect; when it expires libc reports EINPROGRESS.
     const std::int64_t deadline = deadline_after(info->send_timeout_ns.load(std::memory_order_relaxed));
-    if (!wait_ready_fd(fd, true, deadline, EINPROGRESS)) return -1;
+    if (errno == EAGAIN && addr && addr->sa_family == AF_UNIX) {
+        // A Unix listener with a full backlog. libc's connect sleeps until the listener accepts,
+        // and nothing can be polled for that (the connecting socket is always writable): try
+        // again after pauses growing from 1 ms to 50 ms, until SO_SNDTIMEO, which ends it with
+        // EAGAIN as in libc.
+        std::int64_t pause = 1'000'000;
+        for (;;) {
+            std::int64_t wait = pause;
+            if (deadline >= 0) {
+                const std::int64_t left = deadline - now_ns();
+                if (left <= 0) {
+                    errno = EAGAIN;
+                    return -1;
+                }
+                wait = std::min(wait, left);
+            }
+            hub_sleep(wait);
+            pause = std::min<std::int64_t>(pause * 2, 50'000'000);
+            if (attempt() == 0) {
+                errno = saved;
+                return 0;
+            }
+            if (errno != EAGAIN) return -1;
+        }
+    }
+    // EALREADY: an earlier connect timed out and the handshake is still under way; the blocking
+    // call waits for it all the same, and says EALREADY if the timeout ends that wait too.
+    const int pending = errno;
+    if (pending != EINPROGRESS && pending != EALREADY) return -1;
+    if (!wait_ready_fd(fd, true, deadline, pending)) return -1;
     int error = 0;
     socklen_t error_len = sizeof error;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0) return -1;
@@ -552,6 +794,10 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         errno = error;
         return -1;
     }
+    // Connected. One more connect() moves the socket from 'connecting' to 'connected' as the
+    // blocking call leaves it, so that a later connect() says EISCONN as in libc, not 0.
+    sys::connect(fd, addr, len);
+    errno = saved;
     return 0;
 }
 
@@ -568,7 +814,19 @@ int accept4(int fd, sockaddr* __restrict addr, socklen_t* __restrict len, int fl
             return nonblocking_once(fd, [&] { return sys::accept4(fd, addr, len, flags); });
         }));
     }
-    if (r >= 0) record(r, is_socket | pollable | is_stream | ((flags & SOCK_NONBLOCK) ? user_nonblock : none));
+    if (r >= 0) {
+        // The new socket is a clone of the listener: same type, same SO_RCVTIMEO/SO_SNDTIMEO.
+        const fd_info* listener = info ? info : table().find(fd);
+        const std::uint32_t bits = listener ? listener->bits.load(std::memory_order_relaxed) : none;
+        if (!(bits & known)) {
+            new_fd(r);
+            forget_fd_info(r);  // described from the kernel on first use
+        } else if (fd_info* entry = table().at(r)) {
+            record(r, is_socket | pollable | (bits & is_stream) | ((flags & SOCK_NONBLOCK) ? user_nonblock : none));
+            entry->recv_timeout_ns.store(listener->recv_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            entry->send_timeout_ns.store(listener->send_timeout_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        }
+    }
     return r;
 }
 
@@ -577,17 +835,25 @@ int accept(int fd, sockaddr* __restrict addr, socklen_t* __restrict len) { retur
 int poll(pollfd* fds, nfds_t n, int timeout_ms) {
     if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || timeout_ms == 0)
         return sys::poll(fds, n, timeout_ms);
-    // Look first, without waiting: a zero-timeout check never yields.
-    const int ready = sys::poll(fds, n, 0);
+    // Look first, without waiting: ready now, or an error, returns at once.
+    const int saved = errno;
+    int ready = sys::poll(fds, n, 0);
     if (ready != 0) return ready;
-    wait_for_any(fds, n, timeout_ms);
-    return sys::poll(fds, n, 0);
+    const std::int64_t deadline = timeout_ms < 0 ? -1 : now_ns() + std::int64_t{timeout_ms} * 1'000'000;
+    ready = wait_and_probe(fds, n, deadline, [&] { return sys::poll(fds, n, 0); });
+    if (ready >= 0) errno = saved;
+    return ready;
 }
 
 int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __restrict ex, timeval* __restrict timeout) {
-    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() ||
-        (timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0) || nfds < 0 || nfds > FD_SETSIZE)
+    // A zero timeout, and whatever the kernel refuses at once (a negative timeout, a bad nfds),
+    // go straight to libc.
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || nfds < 0 || nfds > FD_SETSIZE ||
+        (timeout && ((timeout->tv_sec == 0 && timeout->tv_usec == 0) || timeout->tv_sec < 0 || timeout->tv_usec < 0)))
         return sys::select(nfds, rd, wr, ex, timeout);
+    const int saved = errno;
+    const std::int64_t start = now_ns();
+    const std::int64_t length = timeout ? timeval_ns(*timeout) : -1;
     std::vector<pollfd> fds;
     for (int fd = 0; fd < nfds; ++fd) {
         short events = 0;
@@ -605,37 +871,28 @@ int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __res
         return sys::select(nfds, rd ? &r0 : nullptr, wr ? &w0 : nullptr, ex ? &e0 : nullptr, &zero);
     };
     int ready = probe();
-    if (ready == 0) {
-        const std::int64_t start = now_ns();
-        int timeout_ms = -1;
-        if (timeout) {
-            if (timeout->tv_sec < 0 || timeout->tv_usec < 0) {
-                errno = EINVAL;
-                return -1;
-            }
-            timeout_ms = static_cast<int>((timeval_ns(*timeout) + 999'999) / 1'000'000);
-        }
-        wait_for_any(fds.data(), fds.size(), timeout_ms);
-        ready = probe();
-        if (timeout) {  // Linux's select leaves the time not slept in *timeout
-            std::int64_t left = timeval_ns(*timeout) - (now_ns() - start);
-            if (left < 0) left = 0;
-            timeout->tv_sec = left / 1'000'000'000;
-            timeout->tv_usec = (left % 1'000'000'000) / 1000;
-        }
+    if (ready == 0) ready = wait_and_probe(fds.data(), fds.size(), timeout ? start + length : -1, probe);
+    if (timeout) {  // Linux's select leaves the time not slept in *timeout, whatever the outcome
+        std::int64_t left = length - (now_ns() - start);
+        if (left < 0) left = 0;
+        timeout->tv_sec = static_cast<time_t>(left / 1'000'000'000);
+        timeout->tv_usec = static_cast<suseconds_t>((left % 1'000'000'000) / 1000);
     }
-    if (ready >= 0) {
-        if (rd) *rd = r0;
-        if (wr) *wr = w0;
-        if (ex) *ex = e0;
-    }
+    if (ready < 0) return -1;  // the sets are left as they were, as the kernel does
+    if (rd) *rd = r0;
+    if (wr) *wr = w0;
+    if (ex) *ex = e0;
+    errno = saved;
     return ready;
 }
 
 int close(int fd) {
     // Waiters on fd (in this thread's hub) wake with EBADF before the number can be reused, and
     // the hub's epoll registration goes first (epoll would drop it silently otherwise).
-    if (patched_for(green::monkey::patch::socket)) green::cancel_wait(fd);
+    if (patched_for(green::monkey::patch::socket)) {
+        green::cancel_wait(fd);
+        cancel_side_waits(fd);
+    }
     forget_fd_info(fd);
     return sys::close(fd);
 }
@@ -684,10 +941,16 @@ int dup(int fd) noexcept {
 }
 
 int dup3(int from, int to, int flags) noexcept {
-    if (from != to) {
-        green::cancel_wait(to);  // `to` is closed first if open
+    // `to` is closed first if open, so its waiters wake with EBADF and its epoll registration
+    // goes before the number refers to the new file; but only when the call will succeed: one
+    // that fails (a bad `from`, bad flags) leaves `to` and its waiters alone.
+    const int saved = errno;
+    if (from != to && (flags & ~O_CLOEXEC) == 0 && sys::fcntl(from, F_GETFD, 0) >= 0) {
+        green::cancel_wait(to);
+        cancel_side_waits(to);
         forget_fd_info(to);
     }
+    errno = saved;
     const int r = static_cast<int>(syscall(SYS_dup3, from, to, flags));
     if (r >= 0) copy_entry(from, r);
     return r;
@@ -703,12 +966,16 @@ int fcntl(int fd, int cmd, ...) {
     va_start(ap, cmd);
     const long arg = va_arg(ap, long);  // int or pointer: both fit a long on Linux ABIs
     va_end(ap);
-    const int r = sys::fcntl(fd, cmd, arg);
-    if (r >= 0) {
-        if (cmd == F_SETFL) set_user_nonblock(fd, arg & O_NONBLOCK);
-        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) copy_entry(fd, r);
-    }
-    return r;
+    return tracked_fcntl(fd, cmd, arg);
+}
+
+// What code built with _FILE_OFFSET_BITS=64 calls for fcntl (glibc redirects it there).
+int fcntl64(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    const long arg = va_arg(ap, long);
+    va_end(ap);
+    return tracked_fcntl(fd, cmd, arg);
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {
@@ -726,7 +993,10 @@ int setsockopt(int fd, int level, int name, const void* value, socklen_t len) no
     if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) && len >= sizeof(timeval)) {
         if (fd_info* info = table().at(fd)) {
             if (!(info->bits.load(std::memory_order_relaxed) & known)) describe(fd, *info);
-            const std::int64_t ns = timeval_ns(*static_cast<const timeval*>(value));
+            const timeval& tv = *static_cast<const timeval*>(value);
+            // A negative length is accepted by the kernel as "do not wait at all" (with a
+            // warning in its log): 1 ns, which is over before the first wait.
+            const std::int64_t ns = tv.tv_sec < 0 ? 1 : timeval_ns(tv);
             (name == SO_RCVTIMEO ? info->recv_timeout_ns : info->send_timeout_ns).store(ns, std::memory_order_relaxed);
         }
     }
@@ -761,6 +1031,11 @@ int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
 
 // ---- name resolution: glibc's resolver does its own I/O out of reach of the hooks, so the
 // real functions run on another thread while the greenlet waits (gevent's thread resolver).
+//
+// These four are weak definitions. Dynamic linking does not care (the first definition found
+// wins, weak or not), but in a fully static link libc.a's getaddrinfo.o comes in anyway (it
+// also defines freeaddrinfo) with a strong getaddrinfo: a strong one here would be a duplicate
+// definition; a weak one gives way, and a static binary resolves names in place.
 
 namespace {
 
@@ -785,12 +1060,14 @@ bool resolve_cooperatively(const char* host) {
 
 extern "C" {
 
-int getaddrinfo(const char* __restrict node, const char* __restrict service, const addrinfo* __restrict hints,
+[[gnu::weak]] int getaddrinfo(const char* __restrict node, const char* __restrict service, const addrinfo* __restrict hints,
                 addrinfo** __restrict result) {
     static std::atomic<int (*)(const char*, const char*, const addrinfo*, addrinfo**)> slot{nullptr};
     auto* real = real_function(slot, "getaddrinfo");
     if (!real) return EAI_SYSTEM;
     if (!resolve_cooperatively(node)) return real(node, service, hints, result);
+    // Owned by the worker too: a caller killed while waiting (a green::timeout) leaves before
+    // the result comes, and the result is then freed with the last reference.
     struct call {
         std::string node, service;
         bool has_node, has_service, has_hints;
@@ -798,6 +1075,9 @@ int getaddrinfo(const char* __restrict node, const char* __restrict service, con
         int rc = EAI_SYSTEM;
         int error = 0;
         addrinfo* result = nullptr;
+        ~call() {
+            if (result) freeaddrinfo(result);
+        }
     };
     auto c = std::make_shared<call>();
     c->has_node = node != nullptr;
@@ -816,12 +1096,12 @@ int getaddrinfo(const char* __restrict node, const char* __restrict service, con
                      c->has_hints ? &c->hints : nullptr, &c->result);
         c->error = errno;
     });
-    *result = c->result;
+    *result = std::exchange(c->result, nullptr);
     errno = c->error;
     return c->rc;
 }
 
-int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __restrict host, socklen_t hostlen,
+[[gnu::weak]] int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __restrict host, socklen_t hostlen,
                 char* __restrict serv, socklen_t servlen, int flags) {
     static std::atomic<int (*)(const sockaddr*, socklen_t, char*, socklen_t, char*, socklen_t, int)> slot{nullptr};
     auto* real = real_function(slot, "getnameinfo");
@@ -851,7 +1131,7 @@ int getnameinfo(const sockaddr* __restrict addr, socklen_t addrlen, char* __rest
     return c->rc;
 }
 
-int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* __restrict buf, size_t buflen,
+[[gnu::weak]] int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* __restrict buf, size_t buflen,
                     hostent** __restrict result, int* __restrict h_errnop) {
     static std::atomic<int (*)(const char*, hostent*, char*, size_t, hostent**, int*)> slot{nullptr};
     auto* real = real_function(slot, "gethostbyname_r");
@@ -866,14 +1146,19 @@ int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* 
         hostent* found = nullptr;
         int herr = 0;
         int rc = 0;
+        int error = 0;
     };
     auto c = std::make_shared<call>();
     c->name = name;
     c->buffer.resize(buflen);
-    offload([c, real] { c->rc = real(c->name.c_str(), &c->entry, c->buffer.data(), c->buffer.size(), &c->found, &c->herr); });
+    offload([c, real] {
+        c->rc = real(c->name.c_str(), &c->entry, c->buffer.data(), c->buffer.size(), &c->found, &c->herr);
+        c->error = errno;
+    });
     *h_errnop = c->herr;
     if (c->rc != 0 || !c->found) {
         *result = nullptr;
+        if (c->rc != 0) errno = c->error;  // glibc sets errno too (ERANGE: the buffer is too small)
         return c->rc;
     }
     std::memcpy(buf, c->buffer.data(), buflen);
@@ -890,7 +1175,7 @@ int gethostbyname_r(const char* __restrict name, hostent* __restrict ret, char* 
     return 0;
 }
 
-hostent* gethostbyname(const char* name) {
+[[gnu::weak]] hostent* gethostbyname(const char* name) {
     // As glibc's: one static result per thread (glibc's own is per process and not thread-safe).
     thread_local hostent entry;
     thread_local std::vector<char> buffer(8192);

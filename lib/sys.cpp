@@ -2,6 +2,7 @@
 #include "sys.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -139,6 +140,39 @@ int nanosleep(const timespec* req, timespec* rem) {
     static std::atomic<void*> slot{nullptr};
     const auto real_nanosleep = next_definition<int (*)(const timespec*, timespec*)>(slot, "nanosleep");
     return real_nanosleep ? real_nanosleep(req, rem) : static_cast<int>(::syscall(SYS_nanosleep, req, rem));
+}
+
+int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
+    // An atomic slot, constant-initialised: no static init guard, which sanitizer interceptors
+    // (TSan's wraps clock_nanosleep and calls ours) do not model.
+    static std::atomic<void*> slot{nullptr};
+    static char not_found;
+    void* p = slot.load(std::memory_order_acquire);
+    if (!p) {
+        p = dlsym(RTLD_NEXT, "clock_nanosleep");
+        slot.store(p ? p : &not_found, std::memory_order_release);
+    }
+    if (p && p != &not_found)
+        return reinterpret_cast<int (*)(clockid_t, int, const timespec*, timespec*)>(p)(clock, flags, req, rem);
+    const int saved = errno;  // the system call says -1 and errno; clock_nanosleep returns it
+    const int r = ::syscall(SYS_clock_nanosleep, clock, flags, req, rem) == 0 ? 0 : errno;
+    errno = saved;
+    return r;
+}
+
+// sleep and usleep are glibc's own algorithms over nanosleep (glibc's are exactly these): the
+// whole seconds left, truncated, when a signal interrupts sleep, and errno kept otherwise.
+unsigned sleep(unsigned seconds) {
+    const int saved = errno;
+    timespec ts{static_cast<time_t>(seconds), 0};
+    if (sys::nanosleep(&ts, &ts) != 0) return static_cast<unsigned>(ts.tv_sec);
+    errno = saved;
+    return 0;
+}
+
+int usleep(useconds_t microseconds) {
+    const timespec ts{static_cast<time_t>(microseconds / 1'000'000), static_cast<long>(microseconds % 1'000'000) * 1000};
+    return sys::nanosleep(&ts, nullptr);
 }
 
 }  // namespace green::detail::sys

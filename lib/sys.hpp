@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 namespace green::detail::sys {
 
@@ -35,5 +36,10 @@ int close(int fd);
 int socket(int domain, int type, int protocol);
 int fcntl(int fd, int cmd, long arg);
 int nanosleep(const timespec* req, timespec* rem);
+// Returns an error number, not -1 and errno, as clock_nanosleep does.
+int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem);
+// glibc's sleep and usleep, over the real nanosleep.
+unsigned sleep(unsigned seconds);
+int usleep(useconds_t microseconds);
 
 }  // namespace green::detail::sys
