@@ -16,10 +16,16 @@
 # (on-CPU nanoseconds, user and kernel). It prints, per server, the median with min-max of:
 # round trips (requests) per second, the server's CPU microseconds per round trip, its CPU use
 # and the client's (in CPUs), and "other load": the CPU everything else on the machine used
-# meanwhile (from /proc/stat). A run sharing its CPUs with other work measures that work too, so
-# a measurement during which other processes took more than 0.25 CPU is made again (3 attempts
-# at most, the quietest kept). Then the ratios of medians against the epoll server. Every
-# attempt goes to stderr as it is made, as one line of key=value fields. Nothing is asserted.
+# meanwhile (from /proc/stat); then the ratios of medians against the epoll server.
+#
+# A run sharing its CPUs with other work measures that work too, so each measurement first waits
+# (10 s at most) for other processes to take less than 0.25 CPU, and one during which they took
+# more is made again (3 attempts at most, the quietest kept). Every attempt goes to stderr as it
+# is made, as one line of key=value fields.
+#
+# Last, where perf can count tracepoints, the system calls each echo server makes per round trip
+# over a fixed 200,000 round trips: a figure that other work on the machine cannot disturb.
+# Nothing is asserted.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 
@@ -31,6 +37,8 @@ server_cpu=0
 client_cpu=1
 quiet_load=0.25
 attempts=3
+profile_trips=200000
+profile_syscalls="read write recvfrom sendto epoll_wait epoll_pwait2 accept4 fcntl epoll_ctl"
 
 green_install "${GREEN_PACKAGES[@]}" "${GREEN_BENCH_PACKAGES[@]}"
 # GREEN_WERROR off: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105651) inside
@@ -130,12 +138,25 @@ run_http() {
 # field LINE KEY: the value of KEY in a measurement line.
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key { print $2 }'; }
 
+# Waits until other processes take at most $quiet_load CPUs over a second, for 10 s at most.
+wait_for_quiet() {
+    local busy0 busy1
+    for _ in $(seq 10); do
+        busy0=$(machine_busy_ns)
+        sleep 1
+        busy1=$(machine_busy_ns)
+        awk -v busy="$((busy1 - busy0))" -v q="$quiet_load" 'BEGIN { exit !(busy / 1e9 <= q) }' && return 0
+    done
+    return 0
+}
+
 # measure KIND NAME: one measurement (run_echo or run_http), made again while other processes
 # took more than $quiet_load CPUs meanwhile, up to $attempts times in all; the quietest attempt
-# is kept. Every attempt goes to stderr.
+# is kept. Every attempt waits for a quiet machine first, and goes to stderr.
 measure() {
     local kind=$1 name=$2 best="" best_load="" line load
     for ((a = 1; a <= attempts; ++a)); do
+        wait_for_quiet
         line="$name $("run_$kind" "$name")"
         echo "$line" >&2
         load=$(field "$line" other_load)
@@ -190,6 +211,38 @@ ratio() {
         BEGIN { printf "  %-16s throughput %.2fx   server CPU per request %.2fx\n", label, a / b, ca / cb }'
 }
 
+# The system calls NAME makes per round trip, from perf's tracepoint counts over $profile_trips
+# round trips (no warm-up, so the 64 connects and accepts are in it, 0.0003 per round trip).
+syscalls_per_trip() {
+    local name=$1 perf_pid
+    start_server "$name"
+    perf stat -x, -o "$work/perf" -p "$server_pid" -e raw_syscalls:sys_enter \
+        -e "$(sed 's/[^ ]*/syscalls:sys_enter_&/g; s/ /,/g' <<<"$profile_syscalls")" &
+    perf_pid=$!
+    sleep 0.5  # perf attaches
+    taskset -c "$client_cpu" "$bin/echo_client" -p "$port" -c "$connections" -s "$message" -n "$profile_trips" >/dev/null
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    stop_server
+    awk -F, -v n="$profile_trips" -v label="$2" '
+        $3 == "raw_syscalls:sys_enter" { total = $1 / n }
+        $3 ~ /^syscalls:sys_enter_/ && $1 / n >= 0.005 { sub("syscalls:sys_enter_", "", $3); parts = parts sprintf(" %s %.2f,", $3, $1 / n) }
+        END { sub(",$", "", parts); printf "  %-16s %.2f:%s\n", label, total, parts }' "$work/perf"
+}
+
+syscall_profile() {
+    if ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+        echo
+        echo "(no system call counts: perf cannot count tracepoints here)"
+        return
+    fi
+    echo
+    echo "echo: system calls per round trip over $profile_trips round trips (perf tracepoints)"
+    syscalls_per_trip echo_epoll "epoll (C)"
+    syscalls_per_trip echo_green "green"
+    syscalls_per_trip echo_patched "patched"
+}
+
 echo "green network benchmark: $repetitions repetitions of $seconds s each; servers on CPU $server_cpu," \
     "load on CPU $client_cpu"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
@@ -218,6 +271,7 @@ header "requests/s" "req"
 summary http_epoll "epoll (C)"
 summary http_green "green"
 ratio http_green http_epoll "green / epoll"
+syscall_profile
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v q="$quiet_load" -v attempts="$attempts" '
     { for (i = 2; i <= NF; ++i) if ($i ~ /^other_load=/) { split($i, kv, "="); if (kv[2] > q) ++noisy } }
