@@ -16,7 +16,8 @@
 # (on-CPU nanoseconds, user and kernel). It prints, per server, the median with min-max of:
 # round trips (requests) per second, the server's CPU microseconds per round trip, its CPU use
 # and the client's (in CPUs), and "other load": the CPU everything else on the machine used
-# meanwhile (from /proc/stat); then the ratios of medians against the epoll server.
+# meanwhile (from /proc/stat); then the ratios against the epoll server, taken per repetition
+# (each pair ran back to back, under the same conditions): their median, with min-max.
 #
 # A run sharing its CPUs with other work measures that work too, so each measurement first waits
 # (10 s at most) for other processes to take less than 0.25 CPU, and one during which they took
@@ -194,21 +195,29 @@ summary() {
         }' "$results"
 }
 
-# median NAME KEY
-median() {
-    awk -v name="$1" -v key="$2" '
-        $1 == name { for (i = 2; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) v[++n] = kv[2] } }
-        END {
-            for (i = 2; i <= n; ++i) for (j = i; j > 1 && v[j - 1] > v[j]; --j) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-            print v[int((n + 1) / 2)]
-        }' "$results"
-}
-
-# ratio NAME PEER LABEL: the ratios of medians, throughput and CPU per request.
+# ratio NAME PEER LABEL: NAME against PEER, throughput and CPU per request. Each repetition
+# measured the two one after the other, under the same conditions of the machine, so the ratio
+# is taken per repetition; it prints the median of those ratios, with their min-max.
 ratio() {
-    awk -v a="$(median "$1" rt_per_s)" -v b="$(median "$2" rt_per_s)" \
-        -v ca="$(median "$1" server_cpu_ns_per_rt)" -v cb="$(median "$2" server_cpu_ns_per_rt)" -v label="$3" '
-        BEGIN { printf "  %-16s throughput %.2fx   server CPU per request %.2fx\n", label, a / b, ca / cb }'
+    awk -v name="$1" -v peer="$2" -v label="$3" '
+        function sort(v, n,    i, j, t) {
+            for (i = 2; i <= n; ++i) for (j = i; j > 1 && v[j - 1] > v[j]; --j) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        }
+        function stats(v, n) { sort(v, n); return sprintf("%.2fx (%.2f-%.2f)", v[int((n + 1) / 2)], v[1], v[n]) }
+        $1 == name || $1 == peer {
+            for (i = 2; i <= NF; ++i) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            k = ++count[$1]
+            rate[$1, k] = f["rt_per_s"]
+            cpu[$1, k] = f["server_cpu_ns_per_rt"]
+        }
+        END {
+            for (k = 1; k <= count[name] && k <= count[peer]; ++k) {
+                throughput[k] = rate[name, k] / rate[peer, k]
+                cost[k] = cpu[name, k] / cpu[peer, k]
+            }
+            n = k - 1
+            printf "  %-16s throughput %-20s server CPU per request %s\n", label, stats(throughput, n), stats(cost, n)
+        }' "$results"
 }
 
 # The system calls NAME makes per round trip, from perf's tracepoint counts over $profile_trips
