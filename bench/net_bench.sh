@@ -93,6 +93,8 @@ children_cpu_ns() {
 
 # Each measurement is one line: "NAME key=value ...".
 results="$work/results"
+noisy="$work/noisy"
+touch "$results" "$noisy"
 
 run_echo() {
     local name=$1 line
@@ -151,14 +153,15 @@ wait_for_quiet() {
     return 0
 }
 
-# measure KIND NAME: one measurement (run_echo or run_http), made again while other processes
+# measure KIND NAME REPETITION: one measurement (run_echo or run_http), made again while other processes
 # took more than $quiet_load CPUs meanwhile, up to $attempts times in all; the quietest attempt
-# is kept. Every attempt waits for a quiet machine first, and goes to stderr.
+# is kept. Every attempt waits for a quiet machine first, and goes to stderr. A measurement that
+# was not quiet even so is set aside: the tables leave it out and say how many were.
 measure() {
-    local kind=$1 name=$2 best="" best_load="" line load
+    local kind=$1 name=$2 repetition=$3 best="" best_load="" line load
     for ((a = 1; a <= attempts; ++a)); do
         wait_for_quiet
-        line="$name $("run_$kind" "$name")"
+        line="$name rep=$repetition $("run_$kind" "$name")"
         echo "$line" >&2
         load=$(field "$line" other_load)
         if [ -z "$best" ] || awk -v a="$load" -v b="$best_load" 'BEGIN { exit !(a < b) }'; then
@@ -167,12 +170,16 @@ measure() {
         fi
         awk -v a="$load" -v q="$quiet_load" 'BEGIN { exit !(a <= q) }' && break
     done
-    echo "$best" >>"$results"
+    if awk -v a="$best_load" -v q="$quiet_load" 'BEGIN { exit !(a <= q) }'; then
+        echo "$best" >>"$results"
+    else
+        echo "$best" >>"$noisy"
+    fi
 }
 
 # summary NAME LABEL: one row of medians (min-max) for NAME's measurements.
 summary() {
-    awk -v name="$1" -v label="$2" '
+    awk -v name="$1" -v label="$2" -v reps="$repetitions" '
         function field(line, key,    i, kv) {
             for (i = 2; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) return kv[2] }
             return ""
@@ -180,8 +187,9 @@ summary() {
         function stats(key, scale, fmt,    i, j, t, n, v) {
             n = 0
             for (i = 1; i <= count; ++i) { t = values[key, i]; if (t == "") return "-"; v[++n] = t * scale }
+            if (n == 0) return "-"
             for (i = 2; i <= n; ++i) for (j = i; j > 1 && v[j - 1] > v[j]; --j) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-            return sprintf(fmt " (" fmt "-" fmt ")", v[int((n + 1) / 2)], v[1], v[n])
+            return sprintf(fmt " (" fmt "-" fmt ")", (v[int((n + 1) / 2)] + v[int(n / 2) + 1]) / 2, v[1], v[n])
         }
         $1 == name {
             ++count
@@ -189,6 +197,7 @@ summary() {
             for (k in keys) values[keys[k], count] = field($0, keys[k])
         }
         END {
+            if (count < reps) label = label " (" count + 0 ")"
             printf "  %-16s %-24s %-20s %-18s %-18s %s\n", label, stats("rt_per_s", 1, "%.0f"),
                 stats("server_cpu_ns_per_rt", 0.001, "%.2f"), stats("server_cpu_util", 1, "%.2f"),
                 stats("client_cpu_util", 1, "%.2f"), stats("other_load", 1, "%.2f")
@@ -203,19 +212,23 @@ ratio() {
         function sort(v, n,    i, j, t) {
             for (i = 2; i <= n; ++i) for (j = i; j > 1 && v[j - 1] > v[j]; --j) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
         }
-        function stats(v, n) { sort(v, n); return sprintf("%.2fx (%.2f-%.2f)", v[int((n + 1) / 2)], v[1], v[n]) }
+        function stats(v, n) {
+            sort(v, n)
+            return sprintf("%.2fx (%.2f-%.2f)", (v[int((n + 1) / 2)] + v[int(n / 2) + 1]) / 2, v[1], v[n])
+        }
         $1 == name || $1 == peer {
             for (i = 2; i <= NF; ++i) { split($i, kv, "="); f[kv[1]] = kv[2] }
-            k = ++count[$1]
-            rate[$1, k] = f["rt_per_s"]
-            cpu[$1, k] = f["server_cpu_ns_per_rt"]
+            rate[$1, f["rep"]] = f["rt_per_s"]
+            cpu[$1, f["rep"]] = f["server_cpu_ns_per_rt"]
+            if (f["rep"] > reps) reps = f["rep"]
         }
         END {
-            for (k = 1; k <= count[name] && k <= count[peer]; ++k) {
-                throughput[k] = rate[name, k] / rate[peer, k]
-                cost[k] = cpu[name, k] / cpu[peer, k]
+            for (r = 1; r <= reps; ++r) {
+                if (!((name, r) in rate) || !((peer, r) in rate)) continue
+                throughput[++n] = rate[name, r] / rate[peer, r]
+                cost[n] = cpu[name, r] / cpu[peer, r]
             }
-            n = k - 1
+            if (n == 0) { printf "  %-16s -\n", label; exit }
             printf "  %-16s throughput %-20s server CPU per request %s\n", label, stats(throughput, n), stats(cost, n)
         }' "$results"
 }
@@ -258,8 +271,8 @@ echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /pr
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= repetitions; ++r)); do
     echo "repetition $r/$repetitions:" >&2
-    for s in echo_epoll echo_green echo_patched; do measure echo "$s"; done
-    for s in http_epoll http_green; do measure http "$s"; done
+    for s in echo_epoll echo_green echo_patched; do measure echo "$s" "$r"; done
+    for s in http_epoll http_green; do measure http "$s" "$r"; done
 done
 
 header() {
@@ -267,7 +280,8 @@ header() {
         "client CPU use" "other load (CPUs)"
 }
 echo
-echo "echo ping-pong: $connections connections x $message B messages; median (min-max) of $repetitions"
+echo "echo ping-pong: $connections connections x $message B messages; median (min-max) of $repetitions" \
+    "repetitions (fewer where shown in parentheses: the quiet ones)"
 header "round trips/s" "rt"
 summary echo_epoll "epoll (C)"
 summary echo_green "green"
@@ -275,15 +289,14 @@ summary echo_patched "patched"
 ratio echo_green echo_epoll "green / epoll"
 ratio echo_patched echo_epoll "patched / epoll"
 echo
-echo "HTTP hello world: wrk -t1 -c$connections; median (min-max) of $repetitions"
+echo "HTTP hello world: wrk -t1 -c$connections; median (min-max) of $repetitions repetitions"
 header "requests/s" "req"
 summary http_epoll "epoll (C)"
 summary http_green "green"
 ratio http_green http_epoll "green / epoll"
 syscall_profile
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-awk -v q="$quiet_load" -v attempts="$attempts" '
-    { for (i = 2; i <= NF; ++i) if ($i ~ /^other_load=/) { split($i, kv, "="); if (kv[2] > q) ++noisy } }
-    END {
-        if (noisy) printf "note: %d of %d measurements shared the machine with more than %s CPUs of other work, even at the best of %d attempts\n", noisy, NR, q, attempts
-    }' "$results"
+if [ -s "$noisy" ]; then
+    echo "note: $(wc -l <"$noisy") of $((5 * repetitions)) measurements are left out above: other processes took" \
+        "more than $quiet_load CPUs during them, even at the best of $attempts attempts (stderr has them all)"
+fi
