@@ -3,8 +3,9 @@
 
 # The packages every build needs; scripts add their own.
 GREEN_PACKAGES=(g++ make cmake libboost-context-dev doctest-dev valgrind libcurl4-openssl-dev)
-# What the benchmarks measure green against: for the scripts that build bench/.
-GREEN_BENCH_PACKAGES=(libboost-fiber-dev)
+# What the benchmarks need (the peers they measure green against, and wrk for HTTP load): for
+# the scripts that build bench/
+GREEN_BENCH_PACKAGES=(libboost-fiber-dev wrk)
 
 green_install() {
     local missing=()
