@@ -167,11 +167,17 @@ void hub_impl::run_pass() {
 }
 
 void hub_impl::poll_once(std::int64_t timeout_ns) {
-    int n = io.wait(timeout_ns);
+    // Readers that waited on a guess (wait_fd's `guess`) are resumed after this poll whether or
+    // not it has an event for them; those who wait again during it are the next poll's.
+    list_head guesses;
+    guesses.splice_back(guessed);
+    int n = io.wait(guesses.empty() ? timeout_ns : 0);
+    ++polls;
     cached_now = now_ns();
     last_poll = coarse_now_ns();
     callbacks_since_poll = 0;
     dispatch_io(n);
+    while (list_node* g = guesses.pop_front()) wake_now(*static_cast<waiter_node*>(g)->owner);
     run_timers();
 }
 
@@ -291,6 +297,7 @@ void hub_impl::forget_fd(int fd, int error) noexcept {
     fd_watch& w = *fds[fd];
     if (w.registered) io.remove(fd);
     w.registered = false;
+    w.drained_before_poll = 0;
     // Waiters learn that their fd is gone without touching it again (gevent's cancel_wait).
     if (w.reader) {
         w.reader->error = error;

@@ -19,6 +19,9 @@ struct fd_watch {
     waiter* reader = nullptr;
     waiter* writer = nullptr;
     bool registered = false;
+    // hub_impl::polls + 1 when a read returned short (the buffer is probably empty) and the hub
+    // has not polled since; see note_drained().
+    std::uint64_t drained_before_poll = 0;
 };
 
 // Something tied to a hub that must stop before the hub goes away, e.g. a threadpool whose
@@ -52,6 +55,8 @@ public:
     poller io;
     std::vector<std::unique_ptr<fd_watch>> fds;
     std::size_t io_waiters = 0;
+    std::uint64_t polls = 0;  // epoll waits so far
+    list_head guessed;        // readers that waited on a guess; woken after the next poll
     // ---- other threads
     std::mutex threadsafe_lock;
     std::vector<std::function<void()>> threadsafe_queue;
@@ -108,7 +113,15 @@ std::string describe_exception(const std::exception_ptr& e);
 // Waits in the hub until fd is readable (writable): true, or false at the timeout. Raises
 // std::system_error(EBADF) when the fd is closed meanwhile, concurrent_use_error when another
 // greenlet already waits for the same direction. A regular file is always ready.
-bool wait_fd(int fd, bool write, std::optional<duration> timeout);
+// With `guess`, the caller has not seen EAGAIN but probably_drained() said it would: the wait
+// ends at the next poll even without an event, so a wrong guess costs a poll, never a hang.
+bool wait_fd(int fd, bool write, std::optional<duration> timeout, bool guess = false);
+// A read from stream fd just returned less than asked for: its buffer is probably empty now.
+// Until the hub polls again, any new data shows up as an edge in that poll, so the next read
+// may wait for it at once instead of first making a system call that fails with EAGAIN.
+void note_drained(int fd) noexcept;
+// True when note_drained(fd) was called since the hub last polled.
+bool probably_drained(int fd) noexcept;
 // Forgets what monkey patching knows about fd (it was closed; the number may be reused).
 void forget_fd_info(int fd) noexcept;
 // Runs fn on another thread (the hub's threadpool) while the calling greenlet waits in the

@@ -342,7 +342,7 @@ int wait_and_probe(const pollfd* fds, nfds_t n, std::int64_t deadline, Probe&& p
 }
 
 // Waits for readiness until the deadline; false (errno set) when the wait must end the call.
-bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno) {
+bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno, bool guess = false) {
     std::optional<duration> left;
     if (deadline >= 0) {
         std::int64_t remaining = deadline - now_ns();
@@ -355,7 +355,7 @@ bool wait_ready_fd(int fd, bool write, std::int64_t deadline, int timeout_errno)
     try {
         bool ready;
         try {
-            ready = wait_fd(fd, write, left);
+            ready = wait_fd(fd, write, left, guess);
         } catch (const green::concurrent_use_error&) {
             // The hub takes one waiter per fd and direction. Another greenlet is it: wait on a
             // private epoll set instead, as poll() does, so that two greenlets can block on one
@@ -498,7 +498,16 @@ ssize_t recv_hooked(int fd, fd_info& info, void* buf, std::size_t n, int flags, 
         return sys::recvfrom(fd, static_cast<char*>(buf) + done, n - done, flags | MSG_DONTWAIT, from, len);
     };
     if (wait_for_all(info, flags)) return read_all(fd, n, deadline, flags, attempt);
-    return until_ready(fd, false, deadline, [&] { return attempt(0); });
+    // As green::socket::recv: after a short read, wait for the hub's next poll before trying.
+    const bool stream = info.bits.load(std::memory_order_relaxed) & is_stream;
+    if (stream && probably_drained(fd)) {
+        const int saved = errno;  // until_ready keeps the caller's errno; the wait changes it
+        if (!wait_ready_fd(fd, false, deadline, EAGAIN, true)) return -1;
+        errno = saved;
+    }
+    const ssize_t r = until_ready(fd, false, deadline, [&] { return attempt(0); });
+    if (stream && r > 0 && static_cast<std::size_t>(r) < n && !(flags & MSG_PEEK)) note_drained(fd);
+    return r;
 }
 
 ssize_t send_hooked(int fd, fd_info& info, const void* buf, std::size_t n, int flags, const sockaddr* to, socklen_t len) {

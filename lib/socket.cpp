@@ -32,7 +32,7 @@ bool ready_now(int fd, bool write) {
 
 // Waits for fd's readiness in the hub: true when ready, false at the timeout. A regular file
 // (which epoll refuses) is always ready.
-bool wait_fd(int fd, bool write, std::optional<duration> timeout) {
+bool wait_fd(int fd, bool write, std::optional<duration> timeout, bool guess) {
     const char* what = write ? "wait_write" : "wait_read";
     check_timeout(timeout, what);
     forbid_in_hub(what);
@@ -67,10 +67,27 @@ bool wait_fd(int fd, bool write, std::optional<duration> timeout) {
             }
         }
     } on_exit{h, fd, write, &wt};
+    waiter_node guessed;  // unlinks itself when the wait ends
+    if (guess) {
+        guessed.owner = &wt;
+        h.guessed.push_back(guessed);
+    }
     const bool ready = block(wt, timeout);
     if (wt.reason == wake_reason::cancelled)
         throw_errno(wt.error, std::string(what) + ": File descriptor was closed in another greenlet");
     return ready;
+}
+
+void note_drained(int fd) noexcept {
+    hub_impl* h = existing_hub();
+    if (h && static_cast<std::size_t>(fd) < h->fds.size() && h->fds[fd] && h->fds[fd]->registered)
+        h->fds[fd]->drained_before_poll = h->polls + 1;
+}
+
+bool probably_drained(int fd) noexcept {
+    hub_impl* h = existing_hub();
+    return h && static_cast<std::size_t>(fd) < h->fds.size() && h->fds[fd] &&
+           h->fds[fd]->drained_before_poll == h->polls + 1;
 }
 
 thread_local bool tls_pool_worker [[gnu::tls_model("initial-exec")]] = false;
@@ -151,24 +168,34 @@ std::string endpoint::to_string() const {
 
 // ---- socket -----------------------------------------------------------------------------
 
+namespace {
+bool nonblocking(const std::optional<duration>& t) { return t && t->ns.count() == 0; }
+}  // namespace
+
 socket::socket(int family, int type, int protocol) {
     fd_ = detail::sys::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd_ < 0) throw_errno(errno, "socket");
+    stream_ = (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM;
 }
 
 socket socket::adopt(int fd) {
     int flags = detail::sys::fcntl(fd, F_GETFL, 0);
     if (flags < 0 || detail::sys::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) throw_errno(errno, "socket::adopt");
     detail::forget_fd_info(fd);  // its O_NONBLOCK is now green's, not the user's
-    return socket(fd);
+    int type = 0;
+    socklen_t len = sizeof type;
+    const bool stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    return socket(fd, stream);
 }
 
-socket::socket(socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)), timeout_(other.timeout_) {}
+socket::socket(socket&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), stream_(other.stream_), timeout_(other.timeout_) {}
 
 socket& socket::operator=(socket&& other) noexcept {
     if (this != &other) {
         close();
         fd_ = std::exchange(other.fd_, -1);
+        stream_ = other.stream_;
         timeout_ = other.timeout_;
     }
     return *this;
@@ -194,19 +221,15 @@ std::int64_t socket::deadline(std::optional<duration> override_timeout) const {
     return detail::now_ns() + t->ns.count();
 }
 
-void socket::wait(bool write, std::int64_t deadline, const char* what) {
+void socket::wait(bool write, std::int64_t deadline, const char* what, bool guess) {
     std::optional<duration> left;
     if (deadline >= 0) {
         std::int64_t remaining = deadline - detail::now_ns();
         if (remaining <= 0) throw socket_timeout(std::string(what) + ": timed out");
         left = std::chrono::nanoseconds(remaining);
     }
-    if (!detail::wait_fd(fd_, write, left)) throw socket_timeout(std::string(what) + ": timed out");
+    if (!detail::wait_fd(fd_, write, left, guess)) throw socket_timeout(std::string(what) + ": timed out");
 }
-
-namespace {
-bool nonblocking(const std::optional<duration>& t) { return t && t->ns.count() == 0; }
-}  // namespace
 
 void socket::bind(const endpoint& address) {
     if (::bind(fd_, address.data(), address.size()) < 0) throw_errno(errno, "bind " + address.to_string());
@@ -236,7 +259,7 @@ socket socket::accept(endpoint* peer) {
         int fd = detail::sys::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (peer) *peer = endpoint(reinterpret_cast<sockaddr*>(&addr), len);
-            socket s(fd);
+            socket s(fd, stream_);
             s.timeout_ = timeout_;
             return s;
         }
@@ -249,12 +272,20 @@ socket socket::accept(endpoint* peer) {
 
 std::size_t socket::recv(void* buffer, std::size_t n, int flags) {
     const std::int64_t until = deadline();
+    // The last recv came up short and nothing has been polled since: skip the try that would
+    // fail with EAGAIN (a tenth of an echo server's CPU), waiting for the next poll instead.
+    const bool may_wait = !nonblocking(timeout_) && !(flags & MSG_DONTWAIT);
+    if (stream_ && may_wait && detail::probably_drained(fd_)) wait(false, until, "recv", true);
     for (;;) {
         ssize_t got = detail::sys::recv(fd_, buffer, n, flags);
-        if (got >= 0) return static_cast<std::size_t>(got);
+        if (got >= 0) {
+            if (stream_ && got > 0 && static_cast<std::size_t>(got) < n && !(flags & MSG_PEEK))
+                detail::note_drained(fd_);
+            return static_cast<std::size_t>(got);
+        }
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) throw_errno(errno, "recv");
-        if (nonblocking(timeout_) || (flags & MSG_DONTWAIT)) throw_errno(errno, "recv");
+        if (!may_wait) throw_errno(errno, "recv");
         wait(false, until, "recv");
     }
 }

@@ -298,3 +298,28 @@ TEST_CASE("a datagram send waits for room once and is never split") {
     sizes.pop_back();
     CHECK(std::all_of(sizes.begin(), sizes.end(), [](ssize_t n) { return n == 10; }));
 }
+
+// After a short recv the hook waits for the hub's next poll before trying again (it saves the
+// EAGAIN call). A TCP read also stops short at an urgent mark with data still queued, for
+// which no new edge comes: that wait must end after the poll anyway.
+TEST_CASE("a recv that stopped short at an urgent mark does not strand the data after it") {
+    green::monkey::patch_all();
+    fd_pair p = make_tcp_pair();
+    auto reader = green::spawn([&] {
+        std::vector<std::string> got;
+        char buf[100];
+        for (int i = 0; i < 3; ++i) {
+            const outcome r = within_2s([&] { return ::recv(p.b, buf, i == 0 ? 1 : sizeof buf, 0); });
+            got.emplace_back(r.result > 0 ? std::string(buf, static_cast<std::size_t>(r.result)) : "failed");
+            if (i == 0) green::sleep(50ms);  // the rest arrives, and the hub polls its edges away
+        }
+        return got;
+    });
+    green::sleep(10ms);
+    CHECK(::send(p.a, "1", 1, 0) == 1);
+    green::sleep(10ms);
+    CHECK(::send(p.a, "abc", 3, 0) == 3);
+    CHECK(::send(p.a, "X", 1, MSG_OOB) == 1);
+    CHECK(::send(p.a, "def", 3, 0) == 3);
+    CHECK(reader.get() == std::vector<std::string>{"1", "abc", "def"});
+}

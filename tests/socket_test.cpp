@@ -196,3 +196,46 @@ TEST_CASE("endpoint parses numeric addresses only") {
     CHECK(green::endpoint("::1", 9).to_string() == "[::1]:9");
     CHECK_THROWS_AS(green::endpoint("localhost", 9), std::invalid_argument);
 }
+
+// After a short recv, the next one waits for the hub's next poll instead of trying first
+// (lib/socket.cpp). A TCP read also stops short at an urgent mark with data still queued, and
+// no new edge will come for that data: the wait must end after the poll anyway.
+TEST_CASE("a recv that stopped short at an urgent mark does not strand the data after it") {
+    green::socket listener = listening_socket();
+    green::socket client(AF_INET, SOCK_STREAM);
+    client.connect(listener.local_endpoint());
+    green::socket server = listener.accept();
+    auto reader = green::spawn([&] {
+        std::vector<std::string> got;
+        got.push_back(server.recv(1));  // waits, so the hub watches the socket
+        green::sleep(50ms);             // the rest arrives, and the hub polls its edges away
+        got.push_back(server.recv(100));
+        got.push_back(server.recv(100));
+        return got;
+    });
+    green::sleep(10ms);
+    client.sendall("1");
+    green::sleep(10ms);
+    client.sendall("abc");
+    client.send("X", 1, MSG_OOB);
+    client.sendall("def");
+    green::timeout limit(2s);
+    CHECK(reader.get() == std::vector<std::string>{"1", "abc", "def"});
+}
+
+TEST_CASE("data that comes after a short recv is read at the next poll") {
+    auto [a, b] = socket_pair();
+    std::vector<std::string> trace;
+    auto reader = green::spawn([&] {
+        for (int i = 0; i < 3; ++i) trace.push_back(a.recv(100));
+    });
+    auto writer = green::spawn([&] {
+        for (const char* piece : {"one", "two", "three"}) {
+            green::sleep(2ms);
+            b.sendall(piece);
+        }
+    });
+    green::timeout limit(2s);
+    green::joinall({reader, writer});
+    CHECK(trace == std::vector<std::string>{"one", "two", "three"});
+}

@@ -133,12 +133,13 @@ public:
     endpoint peer_endpoint() const;
 
 private:
-    explicit socket(int fd) noexcept : fd_(fd) {}
+    socket(int fd, bool stream) noexcept : fd_(fd), stream_(stream) {}
     // Waits for readiness within the operation's deadline (socket_timeout when it passes).
-    void wait(bool write, std::int64_t deadline, const char* what);
+    void wait(bool write, std::int64_t deadline, const char* what, bool guess = false);
     std::int64_t deadline(std::optional<duration> override_timeout = std::nullopt) const;
 
     int fd_ = -1;
+    bool stream_ = false;  // SOCK_STREAM: a short recv means the buffer is probably empty
     std::optional<duration> timeout_;
 };
 
