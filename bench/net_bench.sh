@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The network benchmark: green's servers against plain single-threaded epoll servers in C, in
-# one run. Builds bench/ (Release, in build-release/), installs wrk if missing (as root), then:
+# The network benchmark: green's servers against plain single-threaded epoll servers in C and
+# against the other stackful-coroutine servers (Boost.Fiber, gevent), in one run. Builds bench/
+# (Release, in build-release/), installs wrk if missing (as root), then:
 #
-#   echo ping-pong: echo_epoll (the limit), echo_green (stream_server + green::socket) and
-#     echo_patched (plain blocking read/write after monkey::patch_all()), each loaded by
+#   echo ping-pong: echo_epoll (the limit), echo_green (stream_server + green::socket),
+#     echo_patched (plain blocking read/write after monkey::patch_all()), echo_fiber (Boost.Fiber,
+#     one fiber per connection on an epoll scheduling algorithm) and echo_gevent.py (gevent's
+#     StreamServer; left out with a note when /usr/bin/python3 has no gevent), each loaded by
 #     echo_client: 64 connections, 64-byte messages, a 1 s warm-up, then SECONDS measured;
 #   HTTP hello world: http_epoll and http_green, each loaded by `wrk -t1 -c64`: a 1 s warm-up
 #     run, then SECONDS measured.
@@ -16,8 +19,9 @@
 # (on-CPU nanoseconds, user and kernel). It prints, per server, the median with min-max of:
 # round trips (requests) per second, the server's CPU microseconds per round trip, its CPU use
 # and the client's (in CPUs), and "other load": the CPU everything else on the machine used
-# meanwhile (from /proc/stat); then the ratios against the epoll server, taken per repetition
-# (each pair ran back to back, under the same conditions): their median, with min-max.
+# meanwhile (from /proc/stat); then the ratios against the epoll server (and green's against the
+# other coroutine servers), taken per repetition (each pair ran in the same repetition, under
+# about the same conditions): their median, with min-max.
 #
 # A run sharing its CPUs with other work measures that work too, so each measurement first waits
 # (10 s at most) for other processes to take less than 0.25 CPU, and one during which they took
@@ -32,21 +36,36 @@ source "$(dirname "$0")/../scripts/common.sh"
 
 repetitions=${1:-3}
 seconds=${2:-5}
+echo_warmup=1
+http_warmup=1
+attempts=3
 connections=64
 message=64
 server_cpu=0
 client_cpu=1
 quiet_load=0.25
-attempts=3
 profile_trips=200000
-profile_syscalls="read write recvfrom sendto epoll_wait epoll_pwait2 accept4 fcntl epoll_ctl"
+profile_syscalls="read write recvfrom sendto epoll_wait epoll_pwait2 accept4 fcntl epoll_ctl getsockopt"
 
+bin="$GREEN_ROOT/build-release/bench"
 green_install "${GREEN_PACKAGES[@]}" "${GREEN_BENCH_PACKAGES[@]}"
 # GREEN_WERROR off: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105651) inside
 # std::string's operator+, which lib/ uses.
 green_build build-release -DCMAKE_BUILD_TYPE=Release -DGREEN_WERROR=OFF -DGREEN_TESTS=OFF -DGREEN_DEMOS=OFF \
     -DGREEN_BENCH=ON >/dev/null
-bin="$GREEN_ROOT/build-release/bench"
+
+# The servers, in the order each repetition runs them, and their labels.
+echo_servers=(echo_epoll echo_green echo_patched echo_fiber)
+http_servers=(http_epoll http_green)
+declare -A label=([echo_epoll]="epoll (C)" [echo_green]="green" [echo_patched]="patched" [echo_fiber]="boost.fiber"
+    [echo_gevent]="gevent" [http_epoll]="epoll (C)" [http_green]="green")
+python=/usr/bin/python3
+skipped=
+if [ -x "$python" ] && "$python" -c "import gevent" 2>/dev/null; then
+    echo_servers+=(echo_gevent)
+else
+    skipped="note: no gevent row: $python cannot import gevent (Debian: apt-get install python3-gevent)"
+fi
 
 work=$(mktemp -d)
 server_pid=
@@ -59,7 +78,11 @@ trap cleanup EXIT
 # start_server NAME: runs it on $server_cpu; sets server_pid and port.
 start_server() {
     : >"$work/port"
-    taskset -c "$server_cpu" "$bin/$1" 0 >"$work/port" &
+    if [ "$1" = echo_gevent ]; then
+        taskset -c "$server_cpu" "$python" "$GREEN_ROOT/bench/echo_gevent.py" 0 >"$work/port" &
+    else
+        taskset -c "$server_cpu" "$bin/$1" 0 >"$work/port" &
+    fi
     server_pid=$!
     for _ in $(seq 100); do
         port=$(awk '$1 == "port" { print $2 }' "$work/port")
@@ -100,7 +123,7 @@ run_echo() {
     local name=$1 line
     start_server "$name"
     line=$(taskset -c "$client_cpu" "$bin/echo_client" -p "$port" -P "$server_pid" -c "$connections" -s "$message" \
-        -w 1 -d "$seconds")
+        -w "$echo_warmup" -d "$seconds")
     stop_server
     echo "$line"
 }
@@ -109,7 +132,7 @@ run_http() {
     local name=$1
     start_server "$name"
     local url="http://127.0.0.1:$port/"
-    taskset -c "$client_cpu" wrk -t1 -c"$connections" -d1s "$url" >/dev/null
+    taskset -c "$client_cpu" wrk -t1 -c"$connections" -d"${http_warmup}s" "$url" >/dev/null
     local cpu0 busy0 wrk0 t0 out cpu1 busy1 wrk1 t1
     cpu0=$(cpu_ns "$server_pid")
     busy0=$(machine_busy_ns)
@@ -198,15 +221,15 @@ summary() {
         }
         END {
             if (count < reps) label = label " (" count + 0 ")"
-            printf "  %-16s %-24s %-20s %-18s %-18s %s\n", label, stats("rt_per_s", 1, "%.0f"),
+            printf "  %-20s %-24s %-20s %-18s %-18s %s\n", label, stats("rt_per_s", 1, "%.0f"),
                 stats("server_cpu_ns_per_rt", 0.001, "%.2f"), stats("server_cpu_util", 1, "%.2f"),
                 stats("client_cpu_util", 1, "%.2f"), stats("other_load", 1, "%.2f")
         }' "$results"
 }
 
 # ratio NAME PEER LABEL: NAME against PEER, throughput and CPU per request. Each repetition
-# measured the two one after the other, under the same conditions of the machine, so the ratio
-# is taken per repetition; it prints the median of those ratios, with their min-max.
+# measured the two within seconds of each other, under about the same conditions of the machine,
+# so the ratio is taken per repetition; it prints the median of those ratios, with their min-max.
 ratio() {
     awk -v name="$1" -v peer="$2" -v label="$3" '
         function sort(v, n,    i, j, t) {
@@ -228,8 +251,8 @@ ratio() {
                 throughput[++n] = rate[name, r] / rate[peer, r]
                 cost[n] = cpu[name, r] / cpu[peer, r]
             }
-            if (n == 0) { printf "  %-16s -\n", label; exit }
-            printf "  %-16s throughput %-20s server CPU per request %s\n", label, stats(throughput, n), stats(cost, n)
+            if (n == 0) { printf "  %-20s -\n", label; exit }
+            printf "  %-20s throughput %-20s server CPU per request %s\n", label, stats(throughput, n), stats(cost, n)
         }' "$results"
 }
 
@@ -249,7 +272,7 @@ syscalls_per_trip() {
     awk -F, -v n="$profile_trips" -v label="$2" '
         $3 == "raw_syscalls:sys_enter" { total = $1 / n }
         $3 ~ /^syscalls:sys_enter_/ && $1 / n >= 0.005 { sub("syscalls:sys_enter_", "", $3); parts = parts sprintf(" %s %.2f,", $3, $1 / n) }
-        END { sub(",$", "", parts); printf "  %-16s %.2f:%s\n", label, total, parts }' "$work/perf"
+        END { sub(",$", "", parts); printf "  %-20s %.2f:%s\n", label, total, parts }' "$work/perf"
 }
 
 syscall_profile() {
@@ -260,10 +283,11 @@ syscall_profile() {
     fi
     echo
     echo "echo: system calls per round trip over $profile_trips round trips (perf tracepoints)"
-    syscalls_per_trip echo_epoll "epoll (C)"
-    syscalls_per_trip echo_green "green"
-    syscalls_per_trip echo_patched "patched"
+    for s in "${echo_servers[@]}"; do syscalls_per_trip "$s" "${label[$s]}"; done
 }
+
+# has NAME: whether NAME is among this run's servers.
+has() { [[ " ${echo_servers[*]} ${http_servers[*]} " == *" $1 "* ]]; }
 
 echo "green network benchmark: $repetitions repetitions of $seconds s each; servers on CPU $server_cpu," \
     "load on CPU $client_cpu"
@@ -271,32 +295,35 @@ echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /pr
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= repetitions; ++r)); do
     echo "repetition $r/$repetitions:" >&2
-    for s in echo_epoll echo_green echo_patched; do measure echo "$s" "$r"; done
-    for s in http_epoll http_green; do measure http "$s" "$r"; done
+    for s in "${echo_servers[@]}"; do measure echo "$s" "$r"; done
+    for s in "${http_servers[@]}"; do measure http "$s" "$r"; done
 done
 
 header() {
-    printf "  %-16s %-24s %-20s %-18s %-18s %s\n" "server" "$1" "server CPU us/$2" "server CPU use" \
+    printf "  %-20s %-24s %-20s %-18s %-18s %s\n" "server" "$1" "server CPU us/$2" "server CPU use" \
         "client CPU use" "other load (CPUs)"
 }
 echo
 echo "echo ping-pong: $connections connections x $message B messages; median (min-max) of $repetitions" \
     "repetitions (fewer where shown in parentheses: the quiet ones)"
 header "round trips/s" "rt"
-summary echo_epoll "epoll (C)"
-summary echo_green "green"
-summary echo_patched "patched"
-ratio echo_green echo_epoll "green / epoll"
-ratio echo_patched echo_epoll "patched / epoll"
+for s in "${echo_servers[@]}"; do summary "$s" "${label[$s]}"; done
+for s in "${echo_servers[@]}"; do
+    [ "$s" != echo_epoll ] && ratio "$s" echo_epoll "${label[$s]} / epoll"
+done
+for s in echo_fiber echo_gevent; do
+    has "$s" && ratio echo_green "$s" "green / ${label[$s]}"
+done
 echo
 echo "HTTP hello world: wrk -t1 -c$connections; median (min-max) of $repetitions repetitions"
 header "requests/s" "req"
-summary http_epoll "epoll (C)"
-summary http_green "green"
+for s in "${http_servers[@]}"; do summary "$s" "${label[$s]}"; done
 ratio http_green http_epoll "green / epoll"
 syscall_profile
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$skipped" ]; then echo "$skipped"; fi
 if [ -s "$noisy" ]; then
-    echo "note: $(wc -l <"$noisy") of $((5 * repetitions)) measurements are left out above: other processes took" \
-        "more than $quiet_load CPUs during them, even at the best of $attempts attempts (stderr has them all)"
+    echo "note: $(wc -l <"$noisy") of $(((${#echo_servers[@]} + ${#http_servers[@]}) * repetitions)) measurements are" \
+        "left out above: other processes took more than $quiet_load CPUs during them, even at the best of $attempts" \
+        "attempts (stderr has them all)"
 fi
