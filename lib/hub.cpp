@@ -211,9 +211,7 @@ void hub_impl::dispatch_io(int count) {
 void hub_impl::run_timers() {
     // Timers armed while these fire wait for the next iteration, even when already due.
     const std::uint64_t armed_before = timer_sequence;
-    while (timer_node* t = timers.top()) {
-        if (t->deadline > cached_now || t->sequence >= armed_before) break;
-        timers.remove(t);
+    while (timer_node* t = timers.pop_due(cached_now, armed_before)) {
         try {
             t->fire(*t);
         } catch (const greenlet_exit&) {

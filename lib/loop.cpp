@@ -28,17 +28,42 @@ std::int64_t coarse_now_ns() noexcept {
 // ---- timer heap -------------------------------------------------------------------------
 
 void timer_heap::push(timer_node* t) {
-    heap_.push_back(entry{t->deadline, t->sequence, t});
-    t->index = heap_.size() - 1;
+    if (free_slots_.empty()) {
+        t->slot = static_cast<std::uint32_t>(position_.size());
+        position_.push_back(0);
+        free_slots_.reserve(position_.capacity());  // remove() must not allocate
+    } else {
+        t->slot = free_slots_.back();
+        free_slots_.pop_back();
+    }
+    heap_.push_back(entry{t->deadline, t->sequence, t, t->slot, t->ref});
+    position_[t->slot] = static_cast<std::uint32_t>(heap_.size() - 1);
     if (t->ref) ++refs_;
-    sift_up(t->index);
+    sift_up(heap_.size() - 1);
 }
 
 void timer_heap::remove(timer_node* t) noexcept {
-    std::size_t i = t->index;
+    if (!t->armed() || t->slot >= position_.size()) return;
+    const std::size_t i = position_[t->slot];
     if (i >= heap_.size() || heap_[i].node != t) return;
-    if (t->ref) --refs_;
-    t->index = static_cast<std::size_t>(-1);
+    erase_at(i);
+}
+
+timer_node* timer_heap::pop_due(std::int64_t now, std::uint64_t armed_before) noexcept {
+    if (heap_.empty()) return nullptr;
+    const entry& first = heap_.front();
+    if (first.deadline > now || first.sequence >= armed_before) return nullptr;
+    timer_node* t = first.node;
+    erase_at(0);
+    if (!heap_.empty()) __builtin_prefetch(heap_.front().node, 1);
+    return t;
+}
+
+void timer_heap::erase_at(std::size_t i) noexcept {
+    const entry gone = heap_[i];
+    if (gone.ref) --refs_;
+    free_slots_.push_back(gone.slot);
+    gone.node->slot = timer_node::unarmed;
     entry last = heap_.back();
     heap_.pop_back();
     if (i == heap_.size()) return;

@@ -18,8 +18,11 @@ std::int64_t now_ns() noexcept;
 std::int64_t coarse_now_ns() noexcept;
 
 // A 4-ary min-heap of timers ordered by (deadline, sequence). Each entry carries its own copy
-// of the ordering key (libev's EV_HEAP_CACHE_AT): the nodes live on sleeping greenlets' stacks,
-// all over memory, and sifting through pointers to them missed the cache at every level.
+// of the ordering key (libev's EV_HEAP_CACHE_AT): the nodes live on sleeping greenlets' stacks
+// and in tasks, all over memory, and sifting through pointers to them missed the cache at every
+// level. For the same reason a node's position is not kept in the node: it holds a slot in
+// position_, a dense array the sifts update instead (with 100k timers pending, writing each
+// moved node's index cost a cache miss per level of every pop).
 class timer_heap {
 public:
     bool empty() const noexcept { return heap_.empty(); }
@@ -27,6 +30,10 @@ public:
     timer_node* top() const noexcept { return heap_.empty() ? nullptr : heap_.front().node; }
     void push(timer_node* t);
     void remove(timer_node* t) noexcept;
+    // Removes and returns the first timer if it is due at `now` and was armed before sequence
+    // number `armed_before`; null otherwise. Reads only the heap, and prefetches the next
+    // timer, which the caller touches next while this one's work hides the memory latency.
+    timer_node* pop_due(std::int64_t now, std::uint64_t armed_before) noexcept;
     std::size_t ref_count() const noexcept { return refs_; }
 
 private:
@@ -34,17 +41,22 @@ private:
         std::int64_t deadline;
         std::uint64_t sequence;
         timer_node* node;
+        std::uint32_t slot;
+        bool ref;
     };
     static bool before(const entry& a, const entry& b) noexcept {
         return a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence);
     }
     void place(std::size_t i, const entry& e) noexcept {
         heap_[i] = e;
-        e.node->index = i;
+        position_[e.slot] = static_cast<std::uint32_t>(i);
     }
     void sift_up(std::size_t i) noexcept;
     void sift_down(std::size_t i) noexcept;
+    void erase_at(std::size_t i) noexcept;
     std::vector<entry> heap_;
+    std::vector<std::uint32_t> position_;    // slot -> index in heap_
+    std::vector<std::uint32_t> free_slots_;  // slots of timers no longer armed
     std::size_t refs_ = 0;
 };
 

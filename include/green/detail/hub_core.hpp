@@ -116,7 +116,7 @@ struct callback : list_node {
 struct timer_node {
     std::int64_t deadline = 0;  // steady_clock nanoseconds
     std::uint64_t sequence = 0;
-    std::size_t index = static_cast<std::size_t>(-1);  // position in the heap, or -1
+    std::uint32_t slot = unarmed;  // the heap's handle for it (timer_heap::position_)
     bool ref = true;  // keeps the loop alive (gevent's ref=True)
     void (*fire)(timer_node&) = nullptr;
 
@@ -126,7 +126,8 @@ struct timer_node {
     ~timer_node() {
         if (armed()) disarm_slow();
     }
-    bool armed() const noexcept { return index != static_cast<std::size_t>(-1); }
+    bool armed() const noexcept { return slot != unarmed; }
+    static constexpr std::uint32_t unarmed = 0xffff'ffff;
 
 private:
     void disarm_slow() noexcept;
