@@ -71,6 +71,7 @@ public:
     list_head idlers;        // idle(): nothing to do right now
     list_head live_tasks;  // started or scheduled tasks, killed at thread exit
     std::uint64_t task_counter = 0;
+    std::uint64_t finished_tasks = 0;
     error_handler on_error;
     std::int64_t switch_interval_ns = 1'000'000;
     std::int64_t last_poll = 0;

@@ -3,6 +3,7 @@
 #include "hub_impl.hpp"
 
 #include <green/timeout.hpp>
+#include <algorithm>
 
 namespace green::detail {
 
@@ -114,6 +115,7 @@ void task_core::body() noexcept {
 
 void task_core::finish(outcome kind, std::exception_ptr error) noexcept {
     phase_ = phase::done;
+    finished_ = ++this_hub().finished_tasks;
     outcome_ = kind;
     error_ = std::move(error);
     live_.unlink();
@@ -304,7 +306,52 @@ std::vector<waitable> wait(std::vector<waitable> objects, wait_options options) 
 
 // ---- joinall / killall ------------------------------------------------------------------
 
+namespace {
+
+// joinall of every task without raise_error: waits on each in turn. When they finish in random
+// order that wakes the caller about ln(n) times, where iwait wakes it once per task: a 100k-task
+// joinall costs a tenth as much. What iwait guarantees still holds: it returns after the links
+// of the tasks it returns have fired (a group's bookkeeping, say), having gone through the hub
+// at least once, and in the order they finished.
+std::vector<any_task> join_in_turn(const std::vector<any_task>& tasks, std::optional<duration> timeout) {
+    check_timeout(timeout, "joinall");
+    const std::uint64_t finished_before = this_hub().finished_tasks;
+    const std::int64_t deadline = timeout ? now_ns() + timeout->ns.count() : 0;
+    bool waited = false;
+    for (const any_task& t : tasks) {
+        task_core& core = t.core();
+        if (core.ready() && !core.notifying()) continue;
+        std::optional<duration> left;
+        if (timeout) left = std::chrono::nanoseconds(std::max<std::int64_t>(deadline - now_ns(), 0));
+        waited = true;
+        link_waiter lw;  // fires after the links already there
+        lw.w.what = "joinall";
+        core.rawlink(lw);
+        if (!block(lw.w, left)) break;
+    }
+    if (!waited && !tasks.empty()) green::sleep();  // iwait's trip through the hub
+    // Those done before the call first, in the order given; then by when they finished. (The
+    // keys are gathered in one pass: a sort comparing through the tasks missed the cache.)
+    std::vector<std::pair<std::uint64_t, std::size_t>> keyed;
+    keyed.reserve(tasks.size());
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        const task_core& core = tasks[i].core();
+        if (!core.ready() || core.notifying()) continue;
+        const std::uint64_t f = core.finish_order();
+        keyed.emplace_back(f > finished_before ? f : 0, i);
+    }
+    std::sort(keyed.begin(), keyed.end());
+    std::vector<any_task> done;
+    done.reserve(keyed.size());
+    for (const auto& k : keyed) done.push_back(tasks[k.second]);
+    return done;
+}
+
+}  // namespace
+
 std::vector<any_task> joinall(const std::vector<any_task>& tasks, join_options options) {
+    if (!options.raise_error && (!options.count || *options.count >= tasks.size()))
+        return join_in_turn(tasks, options.timeout);
     std::vector<waitable> objects(tasks.begin(), tasks.end());
     std::vector<any_task> done;
     const std::size_t limit = options.count ? std::min(*options.count, tasks.size()) : tasks.size();

@@ -142,6 +142,8 @@ public:
     outcome result_kind() const noexcept { return outcome_; }
     // The failure, or the greenlet_exit that killed it; null otherwise.
     const std::exception_ptr& error() const noexcept { return error_; }
+    // Orders finished tasks by when they finished (0 until then).
+    std::uint64_t finish_order() const noexcept { return finished_; }
 
     void start();                       // queue the start at the end of the run queue
     void start_later(duration delay);  // start from a timer
@@ -197,6 +199,7 @@ private:
     std::exception_ptr error_;
     green::greenlet greenlet_;
     std::uint64_t number_ = 0;
+    std::uint64_t finished_ = 0;  // the hub's count of finished tasks when this one finished
     std::string name_;
     struct start_callback : callback {
         task_core* task = nullptr;

@@ -204,6 +204,8 @@ public:
     virtual bool ready() const noexcept = 0;
     void rawlink(link& l);
     bool has_links() const noexcept { return !links_.empty(); }
+    // Ready, and its links are queued to fire at the hub's next pass.
+    bool notifying() const noexcept { return notify_.linked(); }
 
 protected:
     // Call when the source becomes ready: its links fire at the hub's next pass.
