@@ -8,11 +8,14 @@
 //   1. yield round trip: two tasks taking turns with green::sleep(), against two fibers taking
 //      turns with boost::this_fiber::yield();
 //   2. spawn + join of an empty task, one at a time, and 100k spawned then joined together;
-//   3. 100k tasks each sleeping a random 0-100 ms, in CPU time (CLOCK_PROCESS_CPUTIME_ID: the
-//      time spent asleep is not counted), then 100k tasks alive at once without a timer (each
-//      yields once, behind all the others); the difference is what one timer costs;
+//   3. 100k timers of a random 0-100 ms pending at once, in CPU time (CLOCK_PROCESS_CPUTIME_ID:
+//      the time spent asleep is not counted): spawn_later of an empty task (a timer, no stack
+//      while it waits), and 100k tasks each sleeping (a stack each), against fibers sleeping;
 //   4. an event ping-pong between two tasks: green::event against a Boost.Fiber event made of
 //      boost::fibers::mutex + condition_variable + a flag, the usual way to write one.
+// std::thread joins 2 (create + join) and 4 (std::mutex + std::condition_variable), as what
+// the same work costs with threads. Each result is also emitted as an "@" line for
+// scripts/bench.sh.
 #include "measure.hpp"
 
 #include <green/event.hpp>
@@ -22,10 +25,12 @@
 #include <boost/fiber/all.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <vector>
 
 namespace fibers = boost::fibers;
@@ -55,6 +60,50 @@ private:
     fibers::condition_variable changed_;
     bool flag_ = false;
 };
+
+// The same event for threads.
+class thread_event {
+public:
+    void set() {
+        std::lock_guard<std::mutex> hold(mutex_);
+        flag_ = true;
+        changed_.notify_all();
+    }
+    void clear() {
+        std::lock_guard<std::mutex> hold(mutex_);
+        flag_ = false;
+    }
+    void wait() {
+        std::unique_lock<std::mutex> hold(mutex_);
+        changed_.wait(hold, [this] { return flag_; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool flag_ = false;
+};
+
+// The event ping-pong of measure 4, for any event type and any way to run two tasks.
+template <class Event, class Run>
+void ping_pong(std::size_t count, Run&& run_both) {
+    Event ping, pong;
+    run_both(
+        [&] {
+            for (std::size_t i = 0; i < count; ++i) {
+                ping.set();
+                pong.wait();
+                pong.clear();
+            }
+        },
+        [&] {
+            for (std::size_t i = 0; i < count; ++i) {
+                ping.wait();
+                ping.clear();
+                pong.set();
+            }
+        });
+}
 
 std::size_t scaled(double scale, std::size_t n) {
     const auto s = static_cast<std::size_t>(static_cast<double>(n) * scale);
@@ -93,6 +142,8 @@ int main(int argc, char** argv) {
         bench::print("green: green::sleep()", green_yield);
         bench::print("Boost.Fiber: this_fiber::yield()", fiber_yield);
         bench::print_comparison("green / Boost.Fiber", green_yield, fiber_yield);
+        bench::emit("sleep_rt", "green", green_yield);
+        bench::emit("sleep_rt", "boost-fiber", fiber_yield);
     }
 
     // ---- 2. spawn + join ------------------------------------------------------------------
@@ -103,6 +154,9 @@ int main(int argc, char** argv) {
         });
         auto fiber_one = bench::measure(n, repetitions, [](std::size_t count) {
             for (std::size_t i = 0; i < count; ++i) fibers::fiber([] {}).join();
+        });
+        auto thread_one = bench::measure(scaled(scale, 20'000), repetitions, [](std::size_t count) {
+            for (std::size_t i = 0; i < count; ++i) std::thread([] {}).join();
         });
         const std::size_t batch = scaled(scale, 100'000);
         auto green_batch = bench::measure(batch, repetitions, [](std::size_t count) {
@@ -120,14 +174,20 @@ int main(int argc, char** argv) {
         header("2. spawn + join of an empty task (ns per task)");
         bench::print("green: spawn().join(), one at a time", green_one);
         bench::print("Boost.Fiber: fiber().join(), one at a time", fiber_one);
+        bench::print("std::thread: thread().join(), one at a time", thread_one);
         bench::print_comparison("green / Boost.Fiber", green_one, fiber_one);
         std::printf("  %zu at once:\n", batch);
         bench::print("green: spawn all, joinall", green_batch);
         bench::print("Boost.Fiber: construct all, join each", fiber_batch);
         bench::print_comparison("green / Boost.Fiber", green_batch, fiber_batch);
+        bench::emit("spawn_join_one", "green", green_one);
+        bench::emit("spawn_join_one", "boost-fiber", fiber_one);
+        bench::emit("spawn_join_one", "std-thread", thread_one);
+        bench::emit("spawn_join_batch", "green", green_batch);
+        bench::emit("spawn_join_batch", "boost-fiber", fiber_batch);
     }
 
-    // ---- 3. timers: CPU time of many sleeping tasks ---------------------------------------
+    // ---- 3. timers: CPU time of 100k pending timers ----------------------------------------
     {
         const std::size_t n = scaled(scale, 100'000);
         std::vector<std::chrono::microseconds> delays(n);
@@ -136,6 +196,19 @@ int main(int argc, char** argv) {
         for (auto& d : delays) d = std::chrono::microseconds(up_to_100ms(random));
         const int runs = 5;
 
+        // gevent's spawn_later: a timer that starts a task. The task gets a stack only when it
+        // starts, and gives it back at once, so this is the timer's cost, not a stack's.
+        auto green_timers = bench::measure(
+            n, runs,
+            [&](std::size_t count) {
+                std::vector<green::any_task> tasks;
+                tasks.reserve(count);
+                for (std::size_t i = 0; i < count; ++i) tasks.push_back(green::spawn_later(delays[i], [] {}));
+                green::joinall(tasks);
+            },
+            CLOCK_PROCESS_CPUTIME_ID);
+        // The same timers, each slept on by a task of its own: now every task holds a stack
+        // while it waits, and on this VM mapping and first touching 100k stacks is most of it.
         auto green_sleepers = bench::measure(
             n, runs,
             [&](std::size_t count) {
@@ -146,17 +219,7 @@ int main(int argc, char** argv) {
                 green::joinall(tasks);
             },
             CLOCK_PROCESS_CPUTIME_ID);
-        // The baseline: as many tasks alive at once (each parks once, behind all the others),
-        // with no timer. Most of a parked task's cost is its stack, not its timer.
-        auto green_parked = bench::measure(
-            n, runs,
-            [&](std::size_t count) {
-                std::vector<green::any_task> tasks;
-                tasks.reserve(count);
-                for (std::size_t i = 0; i < count; ++i) tasks.push_back(green::spawn([] { green::sleep(); }));
-                green::joinall(tasks);
-            },
-            CLOCK_PROCESS_CPUTIME_ID);
+        // Boost.Fiber has no timer without a fiber: each sleep_for holds a fiber and its stack.
         auto fiber_sleepers = bench::measure(
             n, runs,
             [&](std::size_t count) {
@@ -167,76 +230,46 @@ int main(int argc, char** argv) {
                 for (auto& f : all) f.join();
             },
             CLOCK_PROCESS_CPUTIME_ID);
-        auto fiber_parked = bench::measure(
-            n, runs,
-            [&](std::size_t count) {
-                std::vector<fibers::fiber> all;
-                all.reserve(count);
-                for (std::size_t i = 0; i < count; ++i) all.emplace_back([] { boost::this_fiber::yield(); });
-                for (auto& f : all) f.join();
-            },
-            CLOCK_PROCESS_CPUTIME_ID);
-        // What the timer adds: the sleeping run less the parked one (medians; min and max are
-        // the two runs' extremes subtracted, so they only bound it roughly).
-        auto timer_part = [](const bench::result& sleeping, const bench::result& parked) {
-            return bench::result{sleeping.median - parked.median, sleeping.min - parked.max, sleeping.max - parked.min};
-        };
-        const auto green_timer = timer_part(green_sleepers, green_parked);
-        const auto fiber_timer = timer_part(fiber_sleepers, fiber_parked);
-        std::printf("\n3. %zu tasks each sleeping a random 0-100 ms (CPU ns per task, median of %d)\n", n, runs);
-        bench::print("green: spawn, sleep(d), joinall", green_sleepers);
-        bench::print("green: spawn, sleep() once, joinall", green_parked);
-        bench::print("green: one timer (the difference)", green_timer);
-        bench::print("Boost.Fiber: fiber, sleep_for(d), join", fiber_sleepers);
-        bench::print("Boost.Fiber: fiber, yield() once, join", fiber_parked);
-        bench::print("Boost.Fiber: one timer (the difference)", fiber_timer);
+        std::printf("\n3. %zu timers of a random 0-100 ms, all pending at once (CPU ns per timer, median of %d)\n", n,
+                    runs);
+        bench::print("green: spawn_later(d, empty task), joinall", green_timers);
+        bench::print("green: spawn(sleep(d)), joinall", green_sleepers);
+        bench::print("Boost.Fiber: fiber(sleep_for(d)), join", fiber_sleepers);
+        bench::print_comparison("green / Boost.Fiber, per timer", green_timers, fiber_sleepers);
         bench::print_comparison("green / Boost.Fiber, per sleeping task", green_sleepers, fiber_sleepers);
-        bench::print_comparison("green / Boost.Fiber, per timer", green_timer, fiber_timer);
+        bench::emit("timers", "green", green_timers);
+        bench::emit("timers", "boost-fiber", fiber_sleepers);
+        bench::emit("sleeping_tasks", "green", green_sleepers);
+        bench::emit("sleeping_tasks", "boost-fiber", fiber_sleepers);
     }
 
     // ---- 4. event ping-pong ---------------------------------------------------------------
     {
         const std::size_t n = scaled(scale, 1'000'000);
         auto green_events = bench::measure(n, repetitions, [](std::size_t count) {
-            green::event ping, pong;
-            auto a = green::spawn([&] {
-                for (std::size_t i = 0; i < count; ++i) {
-                    ping.set();
-                    pong.wait();
-                    pong.clear();
-                }
-            });
-            auto b = green::spawn([&] {
-                for (std::size_t i = 0; i < count; ++i) {
-                    ping.wait();
-                    ping.clear();
-                    pong.set();
-                }
-            });
-            green::joinall({a, b});
+            ping_pong<green::event>(count, [](auto a, auto b) { green::joinall({green::spawn(a), green::spawn(b)}); });
         });
         auto fiber_events = bench::measure(n, repetitions, [](std::size_t count) {
-            fiber_event ping, pong;
-            fibers::fiber a([&] {
-                for (std::size_t i = 0; i < count; ++i) {
-                    ping.set();
-                    pong.wait();
-                    pong.clear();
-                }
+            ping_pong<fiber_event>(count, [](auto a, auto b) {
+                fibers::fiber x(a), y(b);
+                x.join();
+                y.join();
             });
-            fibers::fiber b([&] {
-                for (std::size_t i = 0; i < count; ++i) {
-                    ping.wait();
-                    ping.clear();
-                    pong.set();
-                }
+        });
+        auto thread_events = bench::measure(scaled(scale, 50'000), repetitions, [](std::size_t count) {
+            ping_pong<thread_event>(count, [](auto a, auto b) {
+                std::thread x(a), y(b);
+                x.join();
+                y.join();
             });
-            a.join();
-            b.join();
         });
         header("4. event ping-pong between two tasks (ns per round trip: set, wake, set back, wake)");
         bench::print("green: green::event", green_events);
         bench::print("Boost.Fiber: mutex + condition_variable", fiber_events);
+        bench::print("std::thread: mutex + condition_variable", thread_events);
         bench::print_comparison("green / Boost.Fiber", green_events, fiber_events);
+        bench::emit("event_handoff", "green", green_events);
+        bench::emit("event_handoff", "boost-fiber", fiber_events);
+        bench::emit("event_handoff", "std-thread", thread_events);
     }
 }

@@ -39,6 +39,14 @@ inline result measure(std::size_t n, int repetitions, const std::function<void(s
     return {samples[samples.size() / 2], samples.front(), samples.back()};
 }
 
+// The machine-readable line scripts/bench.sh collects: "@ <measure> <implementation> <value>",
+// the value in the measure's unit (the median, for a result).
+inline void emit(const char* measure, const char* impl, double value) {
+    std::printf("@ %s %s %.6g\n", measure, impl, value);
+    std::fflush(stdout);
+}
+inline void emit(const char* measure, const char* impl, const result& r) { emit(measure, impl, r.median); }
+
 inline void print(const std::string& name, const result& r) {
     std::printf("  %-44s %9.2f ns  (min %.2f, max %.2f)\n", name.c_str(), r.median, r.min, r.max);
 }

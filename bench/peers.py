@@ -14,8 +14,10 @@
 #   spawn_join_batch gevent  ns per task: 100,000 spawned (empty f), then gevent.joinall
 #   event_handoff    gevent  ns per round trip: ping-pong through two gevent.event.Events
 #                            (A: ping.set, pong.wait, pong.clear; B: ping.wait, ping.clear, pong.set)
-#   timer_task       gevent  CPU ns per task (time.process_time): 100,000 greenlets each
-#                            gevent.sleep(d), d random 0-100 ms (seed 42), spawned then joinall
+#   timers           gevent  CPU ns per timer (time.process_time): 100,000 gevent.spawn_later(d,
+#                            empty f), d random 0-100 ms (seed 42), then joinall
+#   sleeping_tasks   gevent  the same delays, each slept on by a greenlet of its own:
+#                            gevent.spawn(gevent.sleep, d), then joinall (CPU ns per task)
 #   rss_parked       gevent, python-greenlet  resident bytes per parked greenlet, 100,000 alive:
 #                            gevent greenlets waiting on one shared Event; raw greenlets switched
 #                            into once and parked in a small function frame. Each run is a fresh
@@ -130,6 +132,9 @@ def gevent_measures():
     rng = random.Random(42)
     delays = [rng.randint(0, 100_000) / 1e6 for _ in range(timer_n)]
 
+    def timers(n):
+        gevent.joinall([gevent.spawn_later(d, nothing) for d in delays[:n]])
+
     def sleepers(n):
         gevent.joinall([gevent.spawn(gevent.sleep, d) for d in delays[:n]])
 
@@ -138,7 +143,8 @@ def gevent_measures():
     measure("spawn_join_batch", "gevent", scaled(100_000), spawn_join_batch)
     measure("event_handoff", "gevent", scaled(100_000), event_handoff)
     # CPU time: the time spent waiting for the timers to expire is not counted.
-    measure("timer_task", "gevent", timer_n, sleepers, clock=time.process_time_ns)
+    measure("timers", "gevent", timer_n, timers, clock=time.process_time_ns)
+    measure("sleeping_tasks", "gevent", timer_n, sleepers, clock=time.process_time_ns)
 
 
 # ---- resident memory per parked greenlet (run in a fresh process) ----------------------------
