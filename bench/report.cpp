@@ -1,11 +1,11 @@
 // bench_report: the report of a scripts/bench.sh run, from its results file (the benchmarks'
 // `@ <measure> <impl> <value>` lines and the script's `= <key>: <text>` lines).
 //
-//     bench_report RESULTS [--markdown FILE]
+//     bench_report RESULTS [--markdown FILE] [--svg FILE]
 //
 // It prints a table per measure and the design's targets, met or missed. --markdown rewrites the
 // part of FILE (docs/performance.md) between the lines <!-- bench:begin --> and <!-- bench:end -->
-// and leaves the rest byte for byte.
+// and leaves the rest byte for byte; --svg writes the chart that page shows.
 //
 // Exit status: 0 when the report is out, targets missed or not (a report, not a test); 1 when a
 // file cannot be read or written, or the results or the page are malformed (checked before
@@ -27,22 +27,23 @@ namespace {
 
 using report::cat;
 
-constexpr std::string_view usage = "usage: bench_report RESULTS [--markdown FILE]\n";
+constexpr std::string_view usage = "usage: bench_report RESULTS [--markdown FILE] [--svg FILE]\n";
 constexpr std::string_view begin_marker = "<!-- bench:begin -->";
 constexpr std::string_view end_marker = "<!-- bench:end -->";
 
 struct options {
     std::string results;
-    std::optional<std::string> markdown;
+    std::optional<std::string> markdown, svg;
 };
 
 std::optional<options> parse_options(int argc, char** argv) {
     options o;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
-        if (arg == "--markdown") {
-            if (o.markdown || i + 1 == argc) return std::nullopt;
-            o.markdown = argv[++i];
+        if (arg == "--markdown" || arg == "--svg") {
+            auto& file = arg == "--markdown" ? o.markdown : o.svg;
+            if (file || i + 1 == argc) return std::nullopt;
+            file = argv[++i];
         } else if (arg.starts_with("-") || !o.results.empty()) {
             return std::nullopt;
         } else {
@@ -92,6 +93,14 @@ std::string spliced_page(const std::string& path, const std::string& section) {
     return cat(std::string_view(page).substr(0, after_begin_line), section, std::string_view(page).substr(end_line));
 }
 
+// The chart's path as the page links it: relative to the page's folder.
+std::string svg_link(const std::string& page, const std::optional<std::string>& svg) {
+    if (!svg) return "performance.svg";
+    const fs::path folder = fs::absolute(page).lexically_normal().parent_path();
+    const fs::path link = fs::absolute(*svg).lexically_normal().lexically_relative(folder);
+    return link.empty() ? fs::absolute(*svg).generic_string() : link.generic_string();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,12 +114,16 @@ int main(int argc, char** argv) {
         const auto targets = report::evaluate_targets(r);
         // The page is checked before anything is written.
         const std::string page =
-            o->markdown ? spliced_page(*o->markdown, report::markdown_section(r, targets, "performance.svg"))
+            o->markdown ? spliced_page(*o->markdown, report::markdown_section(r, targets, svg_link(*o->markdown, o->svg)))
                         : "";
         report::print_report(std::cout, o->results, r, targets);
+        if (o->svg) {
+            write_file(*o->svg, report::svg_chart(r));
+            std::cout << "\nwrote the chart to " << *o->svg << '\n';
+        }
         if (o->markdown) {
             write_file(*o->markdown, page);
-            std::cout << "\nwrote the results into " << *o->markdown << '\n';
+            std::cout << (o->svg ? "" : "\n") << "wrote the results into " << *o->markdown << '\n';
         }
     } catch (const std::exception& e) {
         std::cerr << "bench_report: " << e.what() << '\n';

@@ -107,11 +107,12 @@ std::string format_ratio(double r);                            // "0.92×", "18.
 std::string format_ratio_span(double min, double max);         // "1.95–2.30", or "" when they print alike
 std::string format_ratio_range(const ratio& r);  // "2.10× (1.95–2.30)", "2.10×", "2.10× (of medians)"
 
-// The renderings (report_tables.cpp).
+// The renderings (report_tables.cpp, report_svg.cpp).
 void print_report(std::ostream& out, const std::string& source, const results& r,
                   const std::vector<target_outcome>& targets);
 // What goes between the page's markers; `svg_link` is the chart's path relative to the page.
 std::string markdown_section(const results& r, const std::vector<target_outcome>& targets,
                              const std::string& svg_link);
+std::string svg_chart(const results& r);
 
 }  // namespace report
