@@ -17,6 +17,7 @@
 #               machine and no second attempts, no system call profile: well under 30 s, to
 #               keep every server building and running (CI). Same table; the figures are rough.
 #   --no-build  (or NET_BENCH_NO_BUILD=1) use build-release/ as it is: the caller built it.
+#               NET_BENCH_BUILD_DIR=DIR: use DIR/ instead (scripts/bench.sh --quick: build/).
 #   NET_BENCH_RESULTS=FILE  also append the measurements the tables use to FILE, one per line:
 #               "@ echo_rtps IMPL N", "@ echo_cpu IMPL US", "@ http_rps IMPL N", "@ http_cpu IMPL US"
 #               (round trips or requests per second; server CPU microseconds per round trip or
@@ -79,7 +80,7 @@ quiet_load=0.25
 profile_trips=200000
 profile_syscalls="read write recvfrom sendto epoll_wait epoll_pwait2 accept4 fcntl epoll_ctl getsockopt"
 
-bin="$GREEN_ROOT/build-release/bench"
+bin="$GREEN_ROOT/${NET_BENCH_BUILD_DIR:-build-release}/bench"
 if [ "$build" = 1 ]; then
     green_install "${GREEN_PACKAGES[@]}" "${GREEN_BENCH_PACKAGES[@]}"
     # GREEN_WERROR off: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105651) inside
@@ -107,7 +108,7 @@ fi
 for s in echo_client "${echo_servers[@]}" "${http_servers[@]}"; do
     [ "$s" = echo_gevent ] && continue
     if [ ! -x "$bin/$s" ]; then
-        echo "net_bench: $bin/$s is missing: build build-release with -DGREEN_BENCH=ON, or leave out --no-build" >&2
+        echo "net_bench: $bin/$s is missing: build it with -DGREEN_BENCH=ON, or leave out --no-build" >&2
         exit 1
     fi
 done
