@@ -317,34 +317,48 @@ std::vector<any_task> join_in_turn(const std::vector<any_task>& tasks, std::opti
     check_timeout(timeout, "joinall");
     const std::uint64_t finished_before = this_hub().finished_tasks;
     const std::int64_t deadline = timeout ? now_ns() + timeout->ns.count() : 0;
-    bool waited = false;
-    for (const any_task& t : tasks) {
-        task_core& core = t.core();
-        if (core.ready() && !core.notifying()) continue;
-        std::optional<duration> left;
-        if (timeout) left = std::chrono::nanoseconds(std::max<std::int64_t>(deadline - now_ns(), 0));
-        waited = true;
-        link_waiter lw;  // fires after the links already there
-        lw.w.what = "joinall";
-        core.rawlink(lw);
-        if (!block(lw.w, left)) break;
-    }
-    if (!waited && !tasks.empty()) green::sleep();  // iwait's trip through the hub
-    // Those done before the call first, in the order given; then by when they finished. (The
-    // keys are gathered in one pass: a sort comparing through the tasks missed the cache.)
-    std::vector<std::pair<std::uint64_t, std::size_t>> keyed;
-    keyed.reserve(tasks.size());
-    for (std::size_t i = 0; i < tasks.size(); ++i) {
-        const task_core& core = tasks[i].core();
-        if (!core.ready() || core.notifying()) continue;
+    auto done_now = [](const task_core& core) { return core.ready() && !core.notifying(); };
+    // Those done before the call come first, in the order given; then by when they finished.
+    auto key = [&](const task_core& core) {
         const std::uint64_t f = core.finish_order();
-        keyed.emplace_back(f > finished_before ? f : 0, i);
-    }
-    std::sort(keyed.begin(), keyed.end());
+        return f > finished_before ? f : 0;
+    };
+    // One pass, taking each task's handle and key while its memory is at hand: with 100k tasks
+    // a second pass missed the cache again on every one.
     std::vector<any_task> done;
-    done.reserve(keyed.size());
-    for (const auto& k : keyed) done.push_back(tasks[k.second]);
-    return done;
+    std::vector<std::uint64_t> keys;
+    done.reserve(tasks.size());
+    keys.reserve(tasks.size());
+    bool waited = false;
+    std::size_t i = 0;
+    for (; i < tasks.size(); ++i) {
+        task_core& core = tasks[i].core();
+        if (!done_now(core)) {
+            std::optional<duration> left;
+            if (timeout) left = std::chrono::nanoseconds(std::max<std::int64_t>(deadline - now_ns(), 0));
+            waited = true;
+            link_waiter lw;  // fires after the links already there
+            lw.w.what = "joinall";
+            core.rawlink(lw);
+            if (!block(lw.w, left)) break;
+        }
+        done.push_back(tasks[i]);
+        keys.push_back(key(core));
+    }
+    for (; i < tasks.size(); ++i)  // timed out: the rest that are done anyway
+        if (const task_core& core = tasks[i].core(); done_now(core)) {
+            done.push_back(tasks[i]);
+            keys.push_back(key(core));
+        }
+    if (!waited && !tasks.empty()) green::sleep();  // iwait's trip through the hub
+    if (std::is_sorted(keys.begin(), keys.end())) return done;  // they finished in the order given
+    std::vector<std::size_t> order(done.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
+    std::vector<any_task> sorted;
+    sorted.reserve(done.size());
+    for (std::size_t k : order) sorted.push_back(std::move(done[k]));
+    return sorted;
 }
 
 }  // namespace

@@ -303,6 +303,39 @@ TEST_CASE("100,000 tasks run and finish") {
     CHECK(sum == static_cast<long>(n) * (n - 1) / 2);
 }
 
+TEST_CASE("joinall returns the tasks done before it first, then in the order they finished") {
+    std::vector<std::string> linked;
+    auto named = [&](const char* name, green::duration nap) {
+        auto t = green::spawn([nap] { green::sleep(nap); });
+        t.rawlink([&linked, name](green::task<void>) { linked.push_back(name); });
+        return green::any_task(t);
+    };
+    auto done_b = named("done-b", 0ms);
+    auto done_a = named("done-a", 0ms);
+    green::sleep(5ms);  // both finished, their links fired
+    REQUIRE(done_a.ready());
+    auto slow = named("slow", 60ms);
+    auto fast = named("fast", 10ms);
+    auto middle = named("middle", 30ms);
+    const std::vector<green::any_task> given{slow, done_a, fast, done_b, middle};
+    auto done = green::joinall(given);
+    std::vector<green::any_task> expected{done_a, done_b, fast, middle, slow};
+    REQUIRE(done.size() == expected.size());
+    for (std::size_t i = 0; i < done.size(); ++i) CHECK(done[i] == expected[i]);
+    // Every returned task's links have fired.
+    CHECK(linked == std::vector<std::string>{"done-b", "done-a", "fast", "middle", "slow"});
+
+    // At the timeout: those done by then, in the same order; the others go on.
+    auto late = named("late", 200ms);
+    auto early = named("early", 10ms);
+    done = green::joinall({late, done_a, early}, {.timeout = 50ms});
+    REQUIRE(done.size() == 2);
+    CHECK(done[0] == done_a);
+    CHECK(done[1] == early);
+    CHECK_FALSE(late.ready());
+    late.kill();
+}
+
 TEST_CASE("iwait yields in completion order and stops at the timeout") {
     auto slow = green::spawn([] { green::sleep(60ms); });
     auto fast = green::spawn([] { green::sleep(10ms); });
