@@ -140,7 +140,7 @@ int poller::wait(std::int64_t timeout_ns) {
     static std::atomic<bool> have_pwait2{true};
     int n = -1;
     if (timeout_ns < 0) {
-        n = epoll_wait(epoll_fd_, events_, 256, -1);
+        n = sys::epoll_pwait(epoll_fd_, events_, 256, -1, nullptr);
     } else if (have_pwait2.load(std::memory_order_relaxed)) {
         timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
         n = epoll_pwait2(epoll_fd_, events_, 256, &ts, nullptr);
@@ -148,7 +148,7 @@ int poller::wait(std::int64_t timeout_ns) {
     }
     if (n < 0 && timeout_ns >= 0 && !have_pwait2.load(std::memory_order_relaxed)) {
         const std::int64_t ms = (timeout_ns + 999'999) / 1'000'000;
-        n = epoll_wait(epoll_fd_, events_, 256, ms > 2'000'000'000 ? 2'000'000'000 : static_cast<int>(ms));
+        n = sys::epoll_pwait(epoll_fd_, events_, 256, ms > 2'000'000'000 ? 2'000'000'000 : static_cast<int>(ms), nullptr);
     }
     if (n < 0) {
         if (errno == EINTR) return 0;

@@ -895,6 +895,57 @@ int select(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __res
     return ready;
 }
 
+// A signal mask has to be swapped in atomically with the wait, which a wait in the hub cannot
+// do: ppoll, pselect and epoll_pwait with one are libc's calls, and so block the thread.
+int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* sigmask) {
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || sigmask ||
+        (timeout && (!valid_request(timeout) || (timeout->tv_sec == 0 && timeout->tv_nsec == 0))))
+        return sys::ppoll(fds, n, timeout, sigmask);
+    const int saved = errno;
+    int ready = sys::poll(fds, n, 0);
+    if (ready != 0) return ready;
+    const std::int64_t deadline = timeout ? now_ns() + timespec_ns(*timeout) : -1;
+    ready = wait_and_probe(fds, n, deadline, [&] { return sys::poll(fds, n, 0); });
+    if (ready >= 0) errno = saved;
+    return ready;
+}
+
+int pselect(int nfds, fd_set* __restrict rd, fd_set* __restrict wr, fd_set* __restrict ex,
+            const timespec* __restrict timeout, const sigset_t* __restrict sigmask) {
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || sigmask || (timeout && !valid_request(timeout)))
+        return sys::pselect(nfds, rd, wr, ex, timeout, sigmask);
+    if (!timeout) return select(nfds, rd, wr, ex, nullptr);
+    // select's wait, on a copy: pselect leaves *timeout alone. Rounded up to whole microseconds,
+    // so that it never returns early.
+    timeval tv{timeout->tv_sec, static_cast<suseconds_t>((timeout->tv_nsec + 999) / 1000)};
+    if (tv.tv_usec == 1'000'000) {
+        ++tv.tv_sec;
+        tv.tv_usec = 0;
+    }
+    return select(nfds, rd, wr, ex, &tv);
+}
+
+// An epoll set is itself pollable: the wait is on the set's fd, and the events are read with a
+// zero timeout once it is readable (gevent removes epoll from select instead; C code cannot be
+// steered away from it).
+int epoll_pwait(int epfd, epoll_event* events, int max, int timeout_ms, const sigset_t* sigmask) {
+    if (!patched_for(green::monkey::patch::socket) || !may_wait_here() || sigmask || timeout_ms == 0 || max <= 0)
+        return sys::epoll_pwait(epfd, events, max, timeout_ms, sigmask);
+    const int saved = errno;
+    auto probe = [&] { return sys::epoll_pwait(epfd, events, max, 0, nullptr); };
+    int ready = probe();
+    if (ready != 0) return ready;  // events, or libc's error (EBADF, EINVAL for a fd that is no epoll set)
+    const pollfd set{epfd, POLLIN, 0};
+    const std::int64_t deadline = timeout_ms < 0 ? -1 : now_ns() + std::int64_t{timeout_ms} * 1'000'000;
+    ready = wait_and_probe(&set, 1, deadline, probe);
+    if (ready >= 0) errno = saved;
+    return ready;
+}
+
+int epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) {
+    return epoll_pwait(epfd, events, max, timeout_ms, nullptr);
+}
+
 int close(int fd) {
     // Waiters on fd (in this thread's hub) wake with EBADF before the number can be reused, and
     // the hub's epoll registration goes first (epoll would drop it silently otherwise).

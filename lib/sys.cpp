@@ -2,6 +2,7 @@
 #include "sys.hpp"
 
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -115,6 +116,39 @@ int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
     static std::atomic<void*> slot{nullptr};
     const auto real_select = next_definition<int (*)(int, fd_set*, fd_set*, fd_set*, timeval*)>(slot, "select");
     return real_select ? real_select(n, r, w, e, timeout) : static_cast<int>(::syscall(SYS_select, n, r, w, e, timeout));
+}
+
+// The kernel's sigset size, for the raw system calls (glibc's sigset_t is larger).
+constexpr long kernel_sigset_size = _NSIG / 8;
+
+int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* sigmask) {
+    static std::atomic<void*> slot{nullptr};
+    const auto real = next_definition<int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*)>(slot, "ppoll");
+    if (real) return real(fds, n, timeout, sigmask);
+    timespec copy{};  // the system call writes the time left back; glibc's ppoll does not
+    if (timeout) copy = *timeout;
+    return static_cast<int>(::syscall(SYS_ppoll, fds, n, timeout ? &copy : nullptr, sigmask, kernel_sigset_size));
+}
+
+int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, const sigset_t* sigmask) {
+    static std::atomic<void*> slot{nullptr};
+    const auto real =
+        next_definition<int (*)(int, fd_set*, fd_set*, fd_set*, const timespec*, const sigset_t*)>(slot, "pselect");
+    if (real) return real(n, r, w, e, timeout, sigmask);
+    timespec copy{};
+    if (timeout) copy = *timeout;
+    struct {
+        const sigset_t* set;
+        long size;
+    } mask{sigmask, kernel_sigset_size};
+    return static_cast<int>(::syscall(SYS_pselect6, n, r, w, e, timeout ? &copy : nullptr, &mask));
+}
+
+int epoll_pwait(int epfd, epoll_event* events, int max, int timeout_ms, const sigset_t* sigmask) {
+    static std::atomic<void*> slot{nullptr};
+    const auto real = next_definition<int (*)(int, epoll_event*, int, int, const sigset_t*)>(slot, "epoll_pwait");
+    return real ? real(epfd, events, max, timeout_ms, sigmask)
+                : static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max, timeout_ms, sigmask, kernel_sigset_size));
 }
 
 int close(int fd) {

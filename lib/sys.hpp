@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -32,6 +33,9 @@ int connect(int fd, const sockaddr* addr, socklen_t len);
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags);
 int poll(pollfd* fds, nfds_t n, int timeout_ms);
 int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeout);
+int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* sigmask);
+int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout, const sigset_t* sigmask);
+int epoll_pwait(int epfd, epoll_event* events, int max, int timeout_ms, const sigset_t* sigmask);
 int close(int fd);
 int socket(int domain, int type, int protocol);
 int fcntl(int fd, int cmd, long arg);

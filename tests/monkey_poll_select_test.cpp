@@ -1,9 +1,12 @@
-// poll and select after patch_all(): they wait in the hub on the fds given, for the timeout
-// given, and report exactly what libc's would. A zero timeout never yields.
+// poll, select, ppoll, pselect and epoll_wait after patch_all(): they wait in the hub on the
+// fds given, for the timeout given, and report exactly what libc's would. A zero timeout never
+// yields; with a signal mask, ppoll, pselect and epoll_pwait are libc's.
 #include "monkey_support.hpp"
 
 #include <algorithm>
 #include <poll.h>
+#include <csignal>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <vector>
 
@@ -349,4 +352,143 @@ TEST_CASE("poll for POLLRDNORM, POLLWRNORM and POLLRDHUP wakes when libc's would
     CHECK(within_2s([&] { return ::poll(&hup, 1, 5000); }) == outcome{1, 0});
     CHECK((hup.revents & POLLRDHUP) != 0);
     closer.join();
+}
+
+TEST_CASE("ppoll waits in the hub like poll and leaves its timeout alone; with a signal mask it is libc's") {
+    green::monkey::patch_all();
+    fd_pair p = make_pipe();
+    ticker tick(1ms);
+    auto writer = green::spawn([&] {
+        green::sleep(30ms);
+        ::write(p.b, "x", 1);
+    });
+    pollfd fd{p.a, POLLIN, 0};
+    const timespec five_s{5, 0};
+    int before = tick.ticks;
+    CHECK(::ppoll(&fd, 1, &five_s, nullptr) == 1);
+    CHECK(fd.revents == POLLIN);
+    CHECK(tick.ticks - before >= 10);
+    writer.join();
+    char c;
+    ::read(p.a, &c, 1);
+
+    const timespec fifty_ms{0, 50'000'000};
+    before = tick.ticks;
+    auto start = clock_type::now();
+    CHECK(::ppoll(&fd, 1, &fifty_ms, nullptr) == 0);
+    CHECK(seconds_since(start) >= 0.045);
+    CHECK(tick.ticks - before >= 10);
+    CHECK(fifty_ms.tv_nsec == 50'000'000);
+
+    const timespec zero{0, 0};
+    before = tick.ticks;
+    for (int i = 0; i < 100; ++i) CHECK(::ppoll(&fd, 1, &zero, nullptr) == 0);
+    CHECK(tick.ticks == before);
+
+    // A signal mask: the thread blocks in libc's ppoll, and nothing else runs meanwhile.
+    sigset_t none;
+    sigemptyset(&none);
+    before = tick.ticks;
+    start = clock_type::now();
+    CHECK(::ppoll(&fd, 1, &fifty_ms, &none) == 0);
+    CHECK(seconds_since(start) >= 0.045);
+    CHECK(tick.ticks == before);
+}
+
+TEST_CASE("pselect waits in the hub like select and leaves its timeout alone") {
+    green::monkey::patch_all();
+    fd_pair p = make_pipe();
+    ticker tick(1ms);
+    auto writer = green::spawn([&] {
+        green::sleep(30ms);
+        ::write(p.b, "x", 1);
+    });
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(p.a, &rd);
+    const timespec five_s{5, 0};
+    int before = tick.ticks;
+    CHECK(::pselect(p.a + 1, &rd, nullptr, nullptr, &five_s, nullptr) == 1);
+    CHECK(FD_ISSET(p.a, &rd));
+    CHECK(tick.ticks - before >= 10);
+    CHECK(five_s.tv_sec == 5);
+    writer.join();
+    char c;
+    ::read(p.a, &c, 1);
+
+    FD_ZERO(&rd);
+    FD_SET(p.a, &rd);
+    const timespec fifty_ms{0, 50'000'000};
+    before = tick.ticks;
+    const auto start = clock_type::now();
+    CHECK(::pselect(p.a + 1, &rd, nullptr, nullptr, &fifty_ms, nullptr) == 0);
+    CHECK(seconds_since(start) >= 0.045);
+    CHECK(tick.ticks - before >= 10);
+    CHECK_FALSE(FD_ISSET(p.a, &rd));
+
+    const timespec bad{0, 1'000'000'000};
+    FD_SET(p.a, &rd);
+    CHECK(in_greenlet([&] { return attempt([&] { return ::pselect(p.a + 1, &rd, nullptr, nullptr, &bad, nullptr); }); }) ==
+          outcome{-1, EINVAL});
+}
+
+TEST_CASE("epoll_wait on the program's own epoll set waits in the hub") {
+    green::monkey::patch_all();
+    fd_pair p = make_pipe();
+    const int ep = epoll_create1(EPOLL_CLOEXEC);
+    REQUIRE(ep >= 0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = p.a;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, p.a, &ev) == 0);
+    ticker tick(1ms);
+    auto writer = green::spawn([&] {
+        green::sleep(30ms);
+        ::write(p.b, "x", 1);
+    });
+    epoll_event got[4];
+    int before = tick.ticks;
+    CHECK(::epoll_wait(ep, got, 4, 5000) == 1);
+    const int which = got[0].data.fd;  // copies: epoll_event is packed
+    const unsigned what = got[0].events;
+    CHECK(which == p.a);
+    CHECK(what == EPOLLIN);
+    CHECK(tick.ticks - before >= 10);
+    writer.join();
+    char c;
+    ::read(p.a, &c, 1);
+
+    before = tick.ticks;
+    const auto start = clock_type::now();
+    CHECK(::epoll_pwait(ep, got, 4, 50, nullptr) == 0);
+    CHECK(seconds_since(start) >= 0.045);
+    CHECK(tick.ticks - before >= 10);
+
+    before = tick.ticks;
+    for (int i = 0; i < 100; ++i) CHECK(::epoll_wait(ep, got, 4, 0) == 0);
+    CHECK(tick.ticks == before);
+    ::close(ep);
+}
+
+TEST_CASE("epoll_wait's errors are libc's: a bad fd, a fd that is no epoll set, no room for events") {
+    green::monkey::patch_all();
+    auto epoll_wait_libc = LIBC(epoll_wait);
+    const int ep = epoll_create1(EPOLL_CLOEXEC);  // before the close below, or it takes that number
+    REQUIRE(ep >= 0);
+    fd_pair p = make_pipe(), closed = make_pipe();
+    const int gone = closed.a;
+    ::close(std::exchange(closed.a, -1));
+    epoll_event got[2];
+    struct call {
+        int fd, max;
+        int error;
+    };
+    for (const call& c : {call{gone, 2, EBADF}, call{p.a, 2, EINVAL}, call{ep, 0, EINVAL}}) {
+        CAPTURE(c.fd);
+        CAPTURE(c.max);
+        const outcome hooked = in_greenlet([&] { return attempt([&] { return ::epoll_wait(c.fd, got, c.max, 1000); }); });
+        CHECK(hooked == attempt([&] { return epoll_wait_libc(c.fd, got, c.max, 1000); }));
+        CHECK(hooked == outcome{-1, c.error});
+    }
+    ::close(ep);
 }

@@ -2,11 +2,12 @@
 //
 // libgreen defines the libc functions that block — sleep, usleep, nanosleep, clock_nanosleep,
 // read, write, readv, writev, recv, recvfrom, recvmsg, send, sendto, sendmsg, connect, accept,
-// accept4, poll, select, close — and getaddrinfo, getnameinfo, gethostbyname and
-// gethostbyname_r. Because the dynamic linker finds libgreen's definitions before libc's, they
-// are what every library in the process calls: unmodified C libraries (libcurl, hiredis, libpq)
-// included. Until patch_all() they behave exactly like libc. After it, a call made in a greenlet
-// of a thread that has a hub waits in the hub instead of blocking the thread:
+// accept4, poll, select, ppoll, pselect, epoll_wait, epoll_pwait, close — and getaddrinfo,
+// getnameinfo, gethostbyname and gethostbyname_r. Because the dynamic linker finds libgreen's
+// definitions before libc's, they are what every library in the process calls: unmodified C
+// libraries (libcurl, hiredis, libpq) included. Until patch_all() they behave exactly like libc.
+// After it, a call made in a greenlet of a thread that has a hub waits in the hub instead of
+// blocking the thread:
 //
 //     #include <green/hub.hpp>
 //     #include <green/monkey.hpp>
@@ -31,7 +32,7 @@ namespace green::monkey {
 
 enum class patch : unsigned {
     time = 1,    // sleep, usleep, nanosleep, clock_nanosleep
-    socket = 2,  // I/O on sockets and pipes, connect/accept, poll/select, close
+    socket = 2,  // I/O on sockets and pipes, connect/accept, poll/select/epoll_wait, close
     dns = 4,     // getaddrinfo & co. run in the threadpool
 };
 
@@ -40,7 +41,7 @@ enum class patch : unsigned {
 void patch_all();
 // Only the sleep family.
 void patch_time();
-// Socket and pipe I/O, poll/select and close, and name resolution (as gevent's patch_socket).
+// Socket and pipe I/O, poll/select/epoll_wait and close, and name resolution (as gevent's patch_socket).
 void patch_socket();
 
 // True when patch_all() (or every patch) has been applied.
