@@ -658,9 +658,14 @@ void run_pending_kills(thread_state* ts) {
 }
 
 // Sanitizer builds skip the cache: a cached block would hide a use after free from ASan.
+// Without a cache yet (the first task of a thread is allocated before the thread's state, which
+// its constructor creates) the block still gets its class's full size: it is freed into the cache
+// later, and handed out from there to a larger object of the same class. Allocated at the exact
+// size, that object overran it into whatever followed it in the heap.
 void* allocate_small(std::size_t size) {
+    if constexpr (sanitized_build) return ::operator new(size);
     thread_state* ts = this_thread();
-    return ts && !sanitized_build ? ts->objects.allocate(size) : ::operator new(size);
+    return ts ? ts->objects.allocate(size) : ::operator new(small_cache::block_size(size));
 }
 
 void free_small(void* p, std::size_t size) noexcept {

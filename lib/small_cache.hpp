@@ -28,7 +28,14 @@ public:
             --counts_[c];
             return b;
         }
-        return ::operator new(c < classes ? (c + 1) * granule : size);
+        return ::operator new(block_size(size));
+    }
+
+    // What a block for `size` must hold to be cached once freed: deallocate() files every block
+    // by the class of its size, and allocate() hands it to any size of that class.
+    static std::size_t block_size(std::size_t size) noexcept {
+        const std::size_t c = class_of(size);
+        return c < classes ? (c + 1) * granule : size;
     }
 
     void deallocate(void* p, std::size_t size) noexcept {
@@ -66,7 +73,9 @@ private:
 };
 
 // This thread's cache, or nullptr when the thread has no greenlet state (yet, or any more):
-// then allocate_small/free_small fall back to operator new/delete.
+// then allocate_small/free_small fall back to operator new/delete. A block allocated so may
+// still be freed into the cache (the first task of a thread is allocated before its state
+// exists), so the fallback allocates the class's full block size too.
 void* allocate_small(std::size_t size);
 void free_small(void* p, std::size_t size) noexcept;
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <malloc.h>
 #include <unistd.h>
 #include <stdexcept>
 #include <string>
@@ -426,4 +427,24 @@ TEST_CASE("a greenlet on the shared stack cannot wait in the hub, and says so") 
     CHECK(g.dead());
     CHECK(slept == "sleep: a greenlet on a shared stack cannot wait in the hub (give it stack_policy::dedicated)");
     CHECK(waited.find("a greenlet on a shared stack cannot wait in the hub") != std::string::npos);
+}
+
+// The first task of a thread is allocated before the thread has green state (the task's
+// constructor creates it), so before it has an object cache: that block, freed into the cache
+// when the task is done, must be as big as any object of its size class, which the cache then
+// hands it to. It used to be allocated at the task's exact size, and the next, larger task of
+// that class wrote past its end into the heap (hub_bench overwrote the thread's current greenlet).
+TEST_CASE("a block allocated before the thread's object cache is cached at its class's size") {
+    std::size_t usable = 0;
+    void* first = nullptr;
+    void* reused = nullptr;
+    std::thread([&] {
+        first = green::detail::allocate_small(65);   // no green state on this thread yet
+        (void)green::getcurrent();                    // now there is, and a cache
+        green::detail::free_small(first, 65);         // filed in the 65-128 byte class
+        reused = green::detail::allocate_small(128);  // the same class: that block again
+        usable = malloc_usable_size(reused);
+        green::detail::free_small(reused, 128);
+    }).join();
+    CHECK(usable >= 128);
 }
