@@ -676,6 +676,10 @@ void free_small(void* p, std::size_t size) noexcept {
         ::operator delete(p);
 }
 
+void trim_small_cache() noexcept {
+    if (thread_state* ts = this_thread()) ts->objects.trim();
+}
+
 }  // namespace green::detail
 
 void green::set_default_stack_policy(stack_policy policy) noexcept {

@@ -176,6 +176,10 @@ void hub_impl::poll_once(std::int64_t timeout_ns) {
     cached_now = now_ns();
     last_poll = coarse_now_ns();
     callbacks_since_poll = 0;
+    if (cached_now - last_trim >= cache_trim_interval_ns) {
+        last_trim = cached_now;
+        trim_small_cache();
+    }
     dispatch_io(n);
     while (list_node* g = guesses.pop_front()) wake_now(*static_cast<waiter_node*>(g)->owner);
     run_timers();

@@ -76,6 +76,9 @@ public:
     std::int64_t switch_interval_ns = 1'000'000;
     std::int64_t last_poll = 0;
     std::size_t callbacks_since_poll = 0;
+    // The small-object cache gives back what a burst left unused, at most this often.
+    static constexpr std::int64_t cache_trim_interval_ns = 1'000'000'000;
+    std::int64_t last_trim = 0;
     bool closing = false;  // the thread is exiting: nothing may wait any more
 
     void loop();
