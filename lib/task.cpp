@@ -4,6 +4,7 @@
 
 #include <green/timeout.hpp>
 #include <algorithm>
+#include <utility>
 
 namespace green::detail {
 
@@ -323,12 +324,11 @@ std::vector<any_task> join_in_turn(const std::vector<any_task>& tasks, std::opti
         const std::uint64_t f = core.finish_order();
         return f > finished_before ? f : 0;
     };
-    // One pass, taking each task's handle and key while its memory is at hand: with 100k tasks
-    // a second pass missed the cache again on every one.
-    std::vector<any_task> done;
-    std::vector<std::uint64_t> keys;
-    done.reserve(tasks.size());
-    keys.reserve(tasks.size());
+    // One pass, reading each task's key while its memory is at hand (with 100k tasks a second
+    // pass missed the cache again on every one), then one sort of (key, index) pairs: contiguous,
+    // and the index breaks ties, so the order is stable.
+    std::vector<std::pair<std::uint64_t, std::size_t>> finished;
+    finished.reserve(tasks.size());
     bool waited = false;
     std::size_t i = 0;
     for (; i < tasks.size(); ++i) {
@@ -342,23 +342,16 @@ std::vector<any_task> join_in_turn(const std::vector<any_task>& tasks, std::opti
             core.rawlink(lw);
             if (!block(lw.w, left)) break;
         }
-        done.push_back(tasks[i]);
-        keys.push_back(key(core));
+        finished.emplace_back(key(core), i);
     }
     for (; i < tasks.size(); ++i)  // timed out: the rest that are done anyway
-        if (const task_core& core = tasks[i].core(); done_now(core)) {
-            done.push_back(tasks[i]);
-            keys.push_back(key(core));
-        }
+        if (const task_core& core = tasks[i].core(); done_now(core)) finished.emplace_back(key(core), i);
     if (!waited && !tasks.empty()) green::sleep();  // iwait's trip through the hub
-    if (std::is_sorted(keys.begin(), keys.end())) return done;  // they finished in the order given
-    std::vector<std::size_t> order(done.size());
-    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
-    std::vector<any_task> sorted;
-    sorted.reserve(done.size());
-    for (std::size_t k : order) sorted.push_back(std::move(done[k]));
-    return sorted;
+    if (!std::is_sorted(finished.begin(), finished.end())) std::sort(finished.begin(), finished.end());
+    std::vector<any_task> done;
+    done.reserve(finished.size());
+    for (const auto& f : finished) done.push_back(tasks[f.second]);
+    return done;
 }
 
 }  // namespace
