@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures green against its peers in one run and writes the performance page.
 #
-#     ./scripts/bench.sh [REPETITIONS]     # 3 by default: about 12 minutes on 2 cores
+#     ./scripts/bench.sh [REPETITIONS]     # 3 by default: about 16 minutes on 2 cores
 #     ./scripts/bench.sh --quick           # every benchmark once, small: under a minute once built
 #
 # Installs what it needs (Debian packages, as root: Boost.Fiber, wrk, perf, Python's greenlet and
