@@ -235,8 +235,7 @@ stack_pool::~stack_pool() {
     }
 }
 
-stack_pool::size_class& stack_pool::class_for(std::size_t size) {
-    if (last_class_ < classes_.size() && classes_[last_class_].size == size) return classes_[last_class_];
+stack_pool::size_class& stack_pool::find_class(std::size_t size) {
     for (std::size_t i = 0; i < classes_.size(); ++i) {
         if (classes_[i].size == size) {
             last_class_ = i;

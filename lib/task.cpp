@@ -4,7 +4,6 @@
 
 #include <green/timeout.hpp>
 #include <algorithm>
-#include <utility>
 
 namespace green::detail {
 
@@ -324,11 +323,20 @@ std::vector<any_task> join_in_turn(const std::vector<any_task>& tasks, std::opti
         const std::uint64_t f = core.finish_order();
         return f > finished_before ? f : 0;
     };
-    // One pass, reading each task's key while its memory is at hand (with 100k tasks a second
-    // pass missed the cache again on every one), then one sort of (key, index) pairs: contiguous,
-    // and the index breaks ties, so the order is stable.
-    std::vector<std::pair<std::uint64_t, std::size_t>> finished;
-    finished.reserve(tasks.size());
+    // One pass, taking each task's handle and key while its memory is at hand (with 100k tasks
+    // a second pass missed the cache again on every one), then one sort of contiguous records
+    // by (key, position): the position breaks ties, so the order is stable, and moving a handle
+    // does not touch its task.
+    struct finished {
+        std::uint64_t key;
+        std::size_t position;
+        any_task task;
+        bool operator<(const finished& o) const noexcept {
+            return key < o.key || (key == o.key && position < o.position);
+        }
+    };
+    std::vector<finished> done;
+    done.reserve(tasks.size());
     bool waited = false;
     std::size_t i = 0;
     for (; i < tasks.size(); ++i) {
@@ -342,16 +350,16 @@ std::vector<any_task> join_in_turn(const std::vector<any_task>& tasks, std::opti
             core.rawlink(lw);
             if (!block(lw.w, left)) break;
         }
-        finished.emplace_back(key(core), i);
+        done.push_back({key(core), i, tasks[i]});
     }
     for (; i < tasks.size(); ++i)  // timed out: the rest that are done anyway
-        if (const task_core& core = tasks[i].core(); done_now(core)) finished.emplace_back(key(core), i);
+        if (const task_core& core = tasks[i].core(); done_now(core)) done.push_back({key(core), i, tasks[i]});
     if (!waited && !tasks.empty()) green::sleep();  // iwait's trip through the hub
-    if (!std::is_sorted(finished.begin(), finished.end())) std::sort(finished.begin(), finished.end());
-    std::vector<any_task> done;
-    done.reserve(finished.size());
-    for (const auto& f : finished) done.push_back(tasks[f.second]);
-    return done;
+    if (!std::is_sorted(done.begin(), done.end())) std::sort(done.begin(), done.end());
+    std::vector<any_task> result;
+    result.reserve(done.size());
+    for (auto& d : done) result.push_back(std::move(d.task));
+    return result;
 }
 
 }  // namespace
